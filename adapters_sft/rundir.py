@@ -1,0 +1,101 @@
+"""The run directory: everything later commands need, written atomically.
+
+    runs/<name>/
+      recipe.yaml      the fully resolved recipe, with the library versions used
+      adapter/ | weights/   what the strategy trained (see each strategy's `artifact`)
+      tokenizer/       tokenizer files, including the exact chat template used in training
+      checkpoints/     Trainer checkpoints (model part, optimizer, scheduler, RNG) for resume
+      metrics.jsonl    one JSON line per logging step
+      eval.json        held-out scores (when the recipe asks for them)
+
+A run is built in a hidden sibling folder `.<name>.partial` and renamed into place only when
+complete, so an interrupted or failed run never leaves a half-written `runs/<name>`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UserError
+
+_LIBS = ("adapters-sft", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes")
+
+
+def check_target(out: Path, overwrite: bool) -> None:
+    """Refuse to train into an existing, non-empty run directory unless asked to."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output_dir: '{out}' is a file; choose another output_dir=...")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise UserError(f"output_dir: '{out}' already holds a run; choose another "
+                        "output_dir=... or add overwrite=true to replace it")
+
+
+def staging_dir(out: Path) -> Path:
+    tmp = out.parent / f".{out.name}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def commit(tmp: Path, out: Path) -> None:
+    """Move the finished run into place; an old run (overwrite=true) goes only after."""
+    old = out.parent / f".{out.name}.old"
+    if out.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for lib in _LIBS:
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def write_recipe(path: Path, recipe_dict: dict[str, Any]) -> None:
+    header = ("# Resolved recipe of this run (defaults < YAML < command line), with versions.\n"
+              f"# Re-run: adapters-sft train {path} output_dir=NEW_DIR\n")
+    body = yaml.safe_dump({**recipe_dict, "versions": versions()}, sort_keys=False)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(header + body)
+    os.replace(tmp, path)
+
+
+class MetricsWriter:
+    """Appends one JSON object per logging step to metrics.jsonl (a Trainer callback)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def as_callback(self) -> Any:
+        from transformers import TrainerCallback
+
+        writer = self
+
+        class _Callback(TrainerCallback):
+            def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+                if logs:
+                    writer.write({"step": state.global_step, "epoch": state.epoch, **logs})
+
+        return _Callback()
+
+    def write(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")

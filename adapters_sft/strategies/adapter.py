@@ -1,0 +1,126 @@
+"""adapter: bottleneck adapters (Houlsby et al., 2019, arXiv:1902.00751; Pfeiffer et al.,
+2020, arXiv:2005.00247).
+
+A small residual MLP, x + up(act(down(x))), is inserted after a block's feed-forward output
+(Pfeiffer) or after both its attention and feed-forward outputs (Houlsby). `up` starts at
+zero, so the adapted model begins exactly equal to the base model. PEFT has no bottleneck
+adapter and AdapterHub's package does not import with transformers 5, hence this module.
+Because of the activation, an adapter cannot be folded into the base weights: it is saved on
+its own (tensors + JSON config) and loaded back onto the base.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..typed import option
+from .base import Options, Prepared, Strategy, freeze_all, load_saved, save_trainable
+
+_ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
+
+
+@dataclasses.dataclass
+class AdapterOptions(Options):
+    kind: str = option("pfeiffer", "houlsby (after attention and MLP) or pfeiffer (after MLP only)")
+    reduction_factor: int = option(16, "bottleneck width = hidden size / reduction_factor")
+    activation: str = option("relu", "non-linearity inside the bottleneck: " + ", ".join(_ACTIVATIONS))
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("houlsby", "pfeiffer"):
+            raise UserError(f"strategy.kind: must be houlsby or pfeiffer, got '{self.kind}'")
+        if self.reduction_factor < 1:
+            raise UserError(f"strategy.reduction_factor: must be >= 1, got {self.reduction_factor}")
+        if self.activation not in _ACTIVATIONS:
+            raise UserError(f"strategy.activation: must be one of {', '.join(_ACTIVATIONS)}, "
+                            f"got '{self.activation}'")
+
+
+def _bottleneck_classes() -> tuple[type, type]:
+    """Built lazily so importing this module does not import torch."""
+    import torch
+    from torch import nn
+
+    class Bottleneck(nn.Module):
+        def __init__(self, hidden: int, size: int, activation: str) -> None:
+            super().__init__()
+            self.down = nn.Linear(hidden, size)
+            self.act = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}[activation]()
+            self.up = nn.Linear(size, hidden)
+            nn.init.zeros_(self.up.weight)
+            nn.init.zeros_(self.up.bias)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.up(self.act(self.down(x.to(self.down.weight.dtype)))).to(x.dtype)
+
+    class WithAdapter(nn.Module):
+        """Runs the wrapped sub-layer, then the adapter on its (first) output."""
+
+        def __init__(self, inner: nn.Module, adapter: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+            self.adapter = adapter
+
+        def forward(self, *args: Any, **kwargs: Any) -> Any:
+            out = self.inner(*args, **kwargs)
+            if isinstance(out, tuple):
+                return (self.adapter(out[0]), *out[1:])
+            return self.adapter(out)
+
+    return Bottleneck, WithAdapter
+
+
+def _blocks(model: Any) -> list[Any]:
+    """The transformer blocks: the longest ModuleList whose items have an `mlp`."""
+    from torch import nn
+
+    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m)
+             and all(hasattr(b, "mlp") for b in m)]
+    if not lists:
+        raise UserError("strategy.name: 'adapter' found no transformer blocks with an 'mlp' "
+                        "sub-module in this model; use 'lora' instead")
+    return list(max(lists, key=len))
+
+
+def inject(model: Any, opts: AdapterOptions) -> None:
+    Bottleneck, WithAdapter = _bottleneck_classes()
+    hidden = model.config.get_text_config().hidden_size
+    size = max(1, hidden // opts.reduction_factor)
+    where = ("self_attn", "mlp") if opts.kind == "houlsby" else ("mlp",)
+    dtype = next(model.parameters()).dtype
+    device = next(model.parameters()).device
+    for block in _blocks(model):
+        for attr in where:
+            inner = getattr(block, attr, None)
+            if inner is None:
+                raise UserError(f"strategy.kind: 'houlsby' needs an attention sub-module "
+                                f"'{attr}' in each block; use kind: pfeiffer")
+            if not isinstance(inner, WithAdapter):
+                adapter = Bottleneck(hidden, size, opts.activation).to(device=device, dtype=dtype)
+                setattr(block, attr, WithAdapter(inner, adapter))
+
+
+class AdapterStrategy(Strategy):
+    name = "adapter"
+    Options = AdapterOptions
+    summary = "bottleneck adapters (Houlsby / Pfeiffer); saves adapter tensors + JSON"
+
+    def prepare(self, model: Any) -> Prepared:
+        freeze_all(model)
+        inject(model, self.opts)
+        return Prepared(model)
+
+    def save(self, model: Any, out: Path) -> None:
+        save_trainable(model, out, {"strategy": self.name, **dataclasses.asdict(self.opts)})
+
+    def load_trained(self, base: Any, out: Path) -> Any:
+        config = (out / "config.json")
+        if not config.is_file():
+            raise UserError(f"{config}: missing; the run did not finish saving, train it again")
+        import json
+
+        saved = {k: v for k, v in json.loads(config.read_text()).items() if k != "strategy"}
+        inject(base, AdapterOptions(**saved))
+        load_saved(base, out)
+        return base

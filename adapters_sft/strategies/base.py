@@ -1,0 +1,106 @@
+"""The strategy contract.
+
+A strategy is a class with a `name`, a typed `Options` dataclass, and a few hooks that the
+shared trainer calls in order:
+
+    load_options()  -> extra kwargs for `from_pretrained` (dtype, quantization, device map)
+    prepare(model)  -> Prepared(model, peft_config): freeze/unfreeze or inject adapters; the
+                       trainer hands `peft_config` to TRL's SFTTrainer, which applies it
+    after_trainer(trainer)   optional last word once SFTTrainer has wrapped the model
+    save(model, dir)         write only what was trained into `dir`
+    load_trained(base, dir)  put what `save` wrote back onto a freshly loaded base model
+
+A third-party strategy subclasses `Strategy` in its own package and declares it under the
+`adapters_sft.strategies` entry-point group; nothing in core changes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..errors import UserError
+from ..typed import build
+
+
+@dataclasses.dataclass
+class Options:
+    """Options every strategy shares; subclasses add their own fields."""
+
+    name: str = dataclasses.field(default="", metadata={"help": "registered strategy name"})
+
+
+@dataclasses.dataclass
+class Prepared:
+    model: Any
+    peft_config: Any = None
+
+
+class Strategy:
+    name: ClassVar[str] = ""
+    Options: ClassVar[type[Options]] = Options
+    #: run-directory folder that `save` writes (`adapter` or `weights`)
+    artifact: ClassVar[str] = "adapter"
+    #: one line for `adapters-sft ls`
+    summary: ClassVar[str] = ""
+
+    def __init__(self, opts: Options) -> None:
+        self.opts = opts
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], where: Any = lambda key: "") -> Strategy:
+        return cls(build(cls.Options, values, "strategy", where))
+
+    def load_options(self) -> dict[str, Any]:
+        return {}
+
+    def prepare(self, model: Any) -> Prepared:
+        raise NotImplementedError
+
+    def after_trainer(self, trainer: Any) -> None:
+        """Called once SFTTrainer has built the final model, before training starts."""
+
+    def save(self, model: Any, out: Path) -> None:
+        raise NotImplementedError
+
+    def load_trained(self, base: Any, out: Path) -> Any:
+        raise NotImplementedError
+
+
+def freeze_all(model: Any) -> None:
+    for p in model.parameters():
+        p.requires_grad_(False)
+
+
+def save_trainable(model: Any, out: Path, config: dict[str, Any]) -> None:
+    """Save exactly the parameters that require grad, plus a JSON config, as safetensors."""
+    from safetensors.torch import save_file
+
+    tensors = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out / "trained.safetensors"))
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def load_saved(model: Any, out: Path) -> dict[str, Any]:
+    """Copy tensors written by `save_trainable` into `model`; returns the saved config."""
+    import torch
+    from safetensors.torch import load_file
+
+    path = out / "trained.safetensors"
+    if not path.is_file():
+        raise UserError(f"{path}: missing; the run did not finish saving, train it again")
+    tensors = load_file(str(path))
+    params = dict(model.named_parameters())
+    unknown = sorted(set(tensors) - set(params))
+    if unknown:
+        raise UserError(f"{path}: tensor '{unknown[0]}' has no place in the base model; "
+                        "was the run trained on another model?")
+    with torch.no_grad():
+        for name, tensor in tensors.items():
+            if params[name].shape != tensor.shape:
+                raise UserError(f"{path}: '{name}' has shape {tuple(tensor.shape)}, the base model "
+                                f"{tuple(params[name].shape)}; was the run trained on another model?")
+            params[name].copy_(tensor)
+    return json.loads((out / "config.json").read_text())

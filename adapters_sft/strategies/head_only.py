@@ -1,0 +1,57 @@
+"""head-only: train the output head and nothing else.
+
+The cheapest strategy: a linear probe on frozen features. Many LLMs (SmolLM2 among them) tie
+the output head to the input embeddings; training the tied matrix would change the input
+side too, so we first give the head its own copy of the weights ("untie"), which leaves the
+model's outputs unchanged, and train that copy alone. Only the head is saved.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dataclasses
+
+from .base import Options, Prepared, Strategy, freeze_all, load_saved, save_trainable
+
+
+@dataclasses.dataclass
+class HeadOnlyOptions(Options):
+    pass
+
+
+def untie_head(model: Any) -> Any:
+    """Give the output head its own weights if they are shared with the input embeddings."""
+    import torch
+
+    head, emb = model.get_output_embeddings(), model.get_input_embeddings()
+    if head is not None and emb is not None and head.weight is emb.weight:
+        head.weight = torch.nn.Parameter(emb.weight.detach().clone())
+    # Recorded in the config too, so no later `tie_weights()` call shares them again.
+    model.config.tie_word_embeddings = False
+    text = model.config.get_text_config() if hasattr(model.config, "get_text_config") else None
+    if text is not None:
+        text.tie_word_embeddings = False
+    return head
+
+
+class HeadOnlyStrategy(Strategy):
+    name = "head-only"
+    Options = HeadOnlyOptions
+    artifact = "weights"
+    summary = "train only the output head (untied from the embeddings); saves the head"
+
+    def prepare(self, model: Any) -> Prepared:
+        head = untie_head(model)
+        freeze_all(model)
+        for p in head.parameters():
+            p.requires_grad_(True)
+        return Prepared(model)
+
+    def save(self, model: Any, out: Path) -> None:
+        save_trainable(model, out, {"strategy": self.name})
+
+    def load_trained(self, base: Any, out: Path) -> Any:
+        untie_head(base)
+        load_saved(base, out)
+        return base

@@ -1,0 +1,102 @@
+"""qlora: LoRA on a base model quantized by bitsandbytes (Dettmers et al., 2023,
+arXiv:2305.14314): `bits: 4` (NF4 with double quantization) or `bits: 8` (LLM.int8).
+
+The base weights stay frozen in 4 or 8 bits, which is what lets a 7-8B model fine-tune on one
+24 GB GPU. On CUDA the adapter trains in bf16 as the paper recommends (TRL casts it); on CPU
+we keep it in fp32, where bf16 brings no speed and only loses precision.
+
+CPU trap (FACTS.md): on CPUs with AVX512-BF16 a 4-bit layer run once without grad (an eval
+pass) repacks its weights for inference and silently loses its backward path. We switch that
+repacking off on every 4-bit layer right after loading.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..errors import UserError
+from ..typed import option
+from .base import Prepared
+from .lora import LoraOptions, LoraStrategy
+
+
+@dataclasses.dataclass
+class QLoraOptions(LoraOptions):
+    bits: int = option(4, "4 (NF4, double quantization) or 8 (LLM.int8)")
+    quant_type: str = option("nf4", "4-bit data type: nf4 or fp4")
+    double_quant: bool = option(True, "quantize the 4-bit scales too (saves ~0.4 bit/param)")
+    adapter_dtype: str = option("auto", "LoRA weight dtype: auto (bf16 on CUDA, fp32 on CPU), "
+                                        "bfloat16 or float32")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.bits not in (4, 8):
+            raise UserError(f"strategy.bits: must be 4 or 8, got {self.bits}")
+        if self.quant_type not in ("nf4", "fp4"):
+            raise UserError(f"strategy.quant_type: must be nf4 or fp4, got '{self.quant_type}'")
+        if self.adapter_dtype not in ("auto", "bfloat16", "float32"):
+            raise UserError(f"strategy.adapter_dtype: must be auto, bfloat16 or float32, "
+                            f"got '{self.adapter_dtype}'")
+
+
+def require_bitsandbytes(bits: int) -> None:
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise UserError(f"strategy.bits: {bits}-bit loading needs bitsandbytes: run "
+                        "'pip install bitsandbytes', or use strategy 'lora'") from None
+
+
+class QLoraStrategy(LoraStrategy):
+    name = "qlora"
+    Options = QLoraOptions
+    summary = "LoRA on a 4-bit (NF4) or 8-bit bitsandbytes base; saves a PEFT adapter"
+
+    def load_options(self) -> dict[str, Any]:
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        o = self.opts
+        require_bitsandbytes(o.bits)
+        cuda = torch.cuda.is_available()
+        compute = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+        if o.bits == 4:
+            quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=o.quant_type,
+                                       bnb_4bit_use_double_quant=o.double_quant,
+                                       bnb_4bit_compute_dtype=compute)
+        else:
+            quant = BitsAndBytesConfig(load_in_8bit=True)
+        return {"quantization_config": quant, "dtype": compute,
+                "device_map": {"": 0} if cuda else "cpu"}
+
+    def prepare(self, model: Any) -> Prepared:
+        from peft import prepare_model_for_kbit_training
+
+        disable_cpu_inference_repack(model)
+        # Gradient checkpointing is the trainer's decision (training.gradient_checkpointing).
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        return Prepared(model, self.peft_config())
+
+    def after_trainer(self, trainer: Any) -> None:
+        import torch
+
+        want = self.opts.adapter_dtype
+        if want == "auto":
+            want = "bfloat16" if next(trainer.model.parameters()).is_cuda else "float32"
+        dtype = getattr(torch, want)
+        for p in trainer.model.parameters():
+            if p.requires_grad and p.dtype != dtype:
+                p.data = p.data.to(dtype)
+
+    def load_trained(self, base: Any, out: Any) -> Any:
+        disable_cpu_inference_repack(base)
+        return super().load_trained(base, out)
+
+
+def disable_cpu_inference_repack(model: Any) -> None:
+    """Keep bitsandbytes from repacking 4-bit CPU weights for inference (see module doc)."""
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit) and hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False

@@ -1,0 +1,160 @@
+"""The shared trainer: Recipe + Strategy -> TRL SFTTrainer -> run directory.
+
+We build `SFTConfig` and `SFTTrainer` and hand them the model and, where the strategy has
+one, the `peft_config`; the training loop is TRL's. Everything the user can get wrong is
+checked before the model loads and before anything is written.
+
+Defaults we choose over TRL's (a recipe's `training:` keys override them):
+  gradient_checkpointing  off on CPU: it trades compute for memory, and small CPU runs are
+                          compute-bound (TRL turns it on everywhere)
+  bf16                    only on a CUDA GPU that supports it (TRL asks for it everywhere)
+  report_to               none (no tracker is contacted unless asked)
+  logging_steps           5, so short runs still log
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError, did_you_mean
+from .recipe import Recipe, resolve_data_path
+from .typed import check_type
+
+# Keys the run owns; setting them under training: would split the truth in two.
+_OWNED = {"output_dir": "output_dir", "seed": "seed", "max_length": "data.max_length",
+          "assistant_only_loss": "data.train_on_prompt", "completion_only_loss": "data.train_on_prompt"}
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def sft_config(recipe: Recipe, output_dir: Path, fmt: str) -> Any:
+    """`SFTConfig` from the recipe; unknown or mistyped `training.*` keys are UserErrors."""
+    from trl import SFTConfig
+
+    fields = {f.name: f for f in dataclasses.fields(SFTConfig) if f.init}
+    hints = typing.get_type_hints(SFTConfig)
+    for key, value in recipe.training.items():
+        if key in _OWNED:
+            raise UserError(f"training.{key}: set by the recipe's '{_OWNED[key]}' key instead; "
+                            f"remove it from training")
+        if key not in fields:
+            raise UserError(f"training.{key}: not an SFTConfig option{did_you_mean(key, fields)}")
+        if hints.get(key) in (int, float, bool, str, int | None, float | None, str | None):
+            check_type(value, hints[key], f"training.{key}")
+    cuda = _cuda()
+    bf16 = cuda and __import__("torch").cuda.is_bf16_supported()
+    values: dict[str, Any] = {
+        "gradient_checkpointing": cuda, "bf16": bf16, "report_to": "none", "logging_steps": 5,
+        "save_total_limit": 2, **recipe.training,
+        "output_dir": str(output_dir), "seed": recipe.seed, "max_length": recipe.data.max_length,
+        "assistant_only_loss": fmt == "messages" and not recipe.data.train_on_prompt,
+        "completion_only_loss": fmt == "prompt-completion" and not recipe.data.train_on_prompt,
+    }
+    try:
+        return SFTConfig(**values)
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"training: SFTConfig refused these settings: {str(exc).splitlines()[0]}") from None
+
+
+def load_data(recipe: Recipe) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, str]:
+    from .data import read_rows
+
+    train_rows, fmt = read_rows(resolve_data_path(recipe.data.train, "data.train"), "data.train",
+                                recipe.data.format)
+    eval_rows = None
+    if recipe.data.eval:
+        eval_rows, eval_fmt = read_rows(resolve_data_path(recipe.data.eval, "data.eval"),
+                                        "data.eval", fmt)
+    return train_rows, eval_rows, fmt
+
+
+def build_strategy(recipe: Recipe) -> Any:
+    from .registry import get_strategy
+
+    return get_strategy(recipe.strategy.name)(recipe.strategy)
+
+
+def model_load_kwargs(recipe: Recipe, strategy: Any) -> dict[str, Any]:
+    import torch
+
+    kwargs: dict[str, Any] = {}
+    if recipe.dtype != "auto":
+        kwargs["dtype"] = getattr(torch, recipe.dtype)
+    elif _cuda():
+        kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    else:
+        kwargs["dtype"] = torch.float32
+    if _cuda():
+        kwargs["device_map"] = {"": 0}
+    kwargs.update(strategy.load_options())
+    return kwargs
+
+
+def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = None) -> tuple[Any, Any, Any]:
+    """(trainer, strategy, data) ready to train; nothing is written outside `work_dir`."""
+    from trl import SFTTrainer
+
+    from .chat_template import training_template
+    from .data import to_dataset
+    from .models import load_model, load_tokenizer
+
+    strategy = build_strategy(recipe)
+    train_rows, eval_rows, fmt = load_data(recipe)
+    args = sft_config(recipe, work_dir / "checkpoints", fmt)
+    tokenizer = load_tokenizer(recipe.model, recipe.trust_remote_code)
+    if fmt == "messages":
+        tokenizer.chat_template = training_template(tokenizer)
+    model = load_model(recipe.model, model_load_kwargs(recipe, strategy), recipe.trust_remote_code)
+    prepared = strategy.prepare(model)
+    trainer = SFTTrainer(
+        model=prepared.model, args=args, train_dataset=to_dataset(train_rows, fmt),
+        eval_dataset=to_dataset(eval_rows, fmt) if eval_rows else None,
+        processing_class=tokenizer, peft_config=prepared.peft_config, callbacks=callbacks or [])
+    strategy.after_trainer(trainer)
+    return trainer, strategy, (train_rows, eval_rows)
+
+
+def train(recipe: Recipe, echo: Any = print) -> Path:
+    """Train `recipe` into its run directory; returns the directory."""
+    from . import evaluate, rundir
+
+    out = Path(recipe.output_dir)
+    rundir.check_target(out, recipe.overwrite)
+    # Cheap checks first: strategy, data and training keys fail before any model loads.
+    load_data(recipe)
+    sft_config(recipe, out / "checkpoints", load_data(recipe)[2])
+    if recipe.eval.metric != "none" and not recipe.data.eval:
+        raise UserError("eval.metric: needs held-out data; set data.eval=PATH or eval.metric=none")
+    work = rundir.staging_dir(out)
+    metrics = rundir.MetricsWriter(work / "metrics.jsonl")
+    trainer, strategy, (_, eval_rows) = build_trainer(recipe, work, [metrics.as_callback()])
+    tokenizer = trainer.processing_class
+    scores: dict[str, Any] = {}
+
+    def score(label: str) -> None:
+        rows = eval_rows[: recipe.eval.limit] if recipe.eval.limit else eval_rows
+        result = evaluate.exact_match(trainer.model, tokenizer, rows, recipe.eval.max_new_tokens,
+                                      recipe.eval.batch_size)
+        scores[label] = result
+        echo(f"held-out exact match {label} training: {result['correct']}/{result['total']} "
+             f"= {result['exact_match']:.1%}")
+
+    if recipe.eval.metric == "exact_match" and recipe.eval.before_training:
+        score("before")
+    result = trainer.train()
+    metrics.write({"step": trainer.state.global_step, "train_runtime": result.metrics.get("train_runtime"),
+                   "train_loss": result.training_loss, "final": True})
+    if recipe.eval.metric == "exact_match":
+        score("after")
+        rundir.write_json(work / "eval.json", scores)
+    strategy.save(trainer.model, work / strategy.artifact)
+    tokenizer.save_pretrained(work / "tokenizer")
+    rundir.write_recipe(work / "recipe.yaml", {**recipe.to_dict(), "output_dir": str(out)})
+    rundir.commit(work, out)
+    return out
