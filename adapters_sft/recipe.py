@@ -55,6 +55,7 @@ class Recipe:
     strategy: Any = option({}, "strategy name and its options (see `adapters-sft show`)")
     data: DataSection = option(None, "where the data is and how to read it")
     training: dict = option({}, "keys passed to TRL's SFTConfig (max_steps, learning_rate, ...)")
+    versions: dict = option({}, "library versions a run was trained with (written by train)")
     eval: EvalSection = option(None, "held-out scoring")
     output_dir: str = option("", "run directory (default runs/<recipe name>)")
     overwrite: bool = option(False, "replace an existing run directory")
@@ -63,11 +64,13 @@ class Recipe:
     seed: int = option(42, "seed for weights init, data order and dropout")
     name: str = dataclasses.field(default="", metadata={"help": "recipe name"}, init=False)
     source: str = dataclasses.field(default="", metadata={"help": "recipe file"}, init=False)
+    where: Callable[[str], str] = dataclasses.field(default=lambda key: "", repr=False,
+                                                    compare=False, init=False)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["strategy"] = dataclasses.asdict(self.strategy)
-        for key in ("name", "source"):
+        for key in ("name", "source", "where"):
             out.pop(key)
         return out
 
@@ -196,6 +199,7 @@ def _validate(raw: dict[str, Any], name: str, path: Path, where: Callable[[str],
         raise UserError(f"{where('dtype')}dtype: must be auto, float32, bfloat16 or float16, "
                         f"got '{recipe.dtype}'")
     recipe.name, recipe.source = name, str(path)
+    recipe.where = where  # later checks (training keys against SFTConfig) name file:line too
     recipe.output_dir = recipe.output_dir or str(Path("runs") / name)
     return recipe
 

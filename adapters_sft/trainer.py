@@ -40,13 +40,14 @@ def sft_config(recipe: Recipe, output_dir: Path, fmt: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(SFTConfig) if f.init}
     hints = typing.get_type_hints(SFTConfig)
     for key, value in recipe.training.items():
+        at = recipe.where(f"training.{key}")
         if key in _OWNED:
-            raise UserError(f"training.{key}: set by the recipe's '{_OWNED[key]}' key instead; "
+            raise UserError(f"{at}training.{key}: set by the recipe's '{_OWNED[key]}' key instead; "
                             f"remove it from training")
         if key not in fields:
-            raise UserError(f"training.{key}: not an SFTConfig option{did_you_mean(key, fields)}")
+            raise UserError(f"{at}training.{key}: not an SFTConfig option{did_you_mean(key, fields)}")
         if hints.get(key) in (int, float, bool, str, int | None, float | None, str | None):
-            check_type(value, hints[key], f"training.{key}")
+            check_type(value, hints[key], f"training.{key}", recipe.where)
     cuda = _cuda()
     bf16 = cuda and __import__("torch").cuda.is_bf16_supported()
     values: dict[str, Any] = {
@@ -65,12 +66,12 @@ def sft_config(recipe: Recipe, output_dir: Path, fmt: str) -> Any:
 def load_data(recipe: Recipe) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, str]:
     from .data import read_rows
 
-    train_rows, fmt = read_rows(resolve_data_path(recipe.data.train, "data.train"), "data.train",
-                                recipe.data.format)
-    eval_rows = None
-    if recipe.data.eval:
-        eval_rows, eval_fmt = read_rows(resolve_data_path(recipe.data.eval, "data.eval"),
-                                        "data.eval", fmt)
+    def read(key: str, ref: str, fmt: str) -> tuple[list[dict[str, Any]], str]:
+        located = recipe.where(key) + key
+        return read_rows(resolve_data_path(ref, located), located, fmt)
+
+    train_rows, fmt = read("data.train", recipe.data.train, recipe.data.format)
+    eval_rows = read("data.eval", recipe.data.eval, fmt)[0] if recipe.data.eval else None
     return train_rows, eval_rows, fmt
 
 
@@ -120,14 +121,20 @@ def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = 
     return trainer, strategy, (train_rows, eval_rows)
 
 
-def train(recipe: Recipe, echo: Any = print) -> Path:
-    """Train `recipe` into its run directory; returns the directory."""
+@dataclasses.dataclass
+class RunResult:
+    run_dir: Path
+    scores: dict[str, Any]
+    trainer: Any  # the SFTTrainer, holding the trained model
+
+
+def train(recipe: Recipe, echo: Any = print) -> RunResult:
+    """Train `recipe` into its run directory."""
     from . import evaluate, rundir
 
     out = Path(recipe.output_dir)
     rundir.check_target(out, recipe.overwrite)
     # Cheap checks first: strategy, data and training keys fail before any model loads.
-    load_data(recipe)
     sft_config(recipe, out / "checkpoints", load_data(recipe)[2])
     if recipe.eval.metric != "none" and not recipe.data.eval:
         raise UserError("eval.metric: needs held-out data; set data.eval=PATH or eval.metric=none")
@@ -157,4 +164,4 @@ def train(recipe: Recipe, echo: Any = print) -> Path:
     tokenizer.save_pretrained(work / "tokenizer")
     rundir.write_recipe(work / "recipe.yaml", {**recipe.to_dict(), "output_dir": str(out)})
     rundir.commit(work, out)
-    return out
+    return RunResult(out, scores, trainer)

@@ -1,0 +1,1 @@
+"""Command-line verbs, one module each; `main.py` wires them together."""

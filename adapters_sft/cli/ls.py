@@ -1,0 +1,35 @@
+"""`adapters-sft ls`: shipped recipes, registered strategies and built-in model aliases."""
+from __future__ import annotations
+
+import argparse
+
+from ..models import builtin_aliases
+from ..recipe import recipe_names, recipes_root
+from ..registry import get_strategy, strategy_names
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ls", help="list recipes, strategies and model aliases")
+    p.set_defaults(run=run)
+
+
+def _headline(name: str) -> str:
+    for line in (recipes_root() / f"{name}.yaml").read_text().splitlines():
+        if line.startswith("#") and not line.lstrip("# ").lower().startswith("run:"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+def run(args: argparse.Namespace) -> int:
+    names = recipe_names()
+    width = max(map(len, [*names, *builtin_aliases()]), default=10) + 2
+    print("Recipes (adapters-sft show NAME; adapters-sft train NAME):")
+    for name in names:
+        print(f"  {name:<{width}}{_headline(name)}")
+    print("\nStrategies:")
+    for name in strategy_names():
+        print(f"  {name:<{width}}{get_strategy(name).summary}")
+    print("\nModel aliases:")
+    for alias, what in builtin_aliases().items():
+        print(f"  {alias:<{width}}{what}")
+    return 0

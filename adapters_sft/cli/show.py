@@ -1,0 +1,31 @@
+"""`adapters-sft show NAME|PATH`: a recipe's text and its strategy's options with help."""
+from __future__ import annotations
+
+import argparse
+
+import yaml
+
+from ..recipe import find_recipe
+from ..registry import get_strategy
+from ..typed import describe_fields
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("show", help="print a recipe and the options of its strategy")
+    p.add_argument("recipe", help="recipe name (see ls) or path to a YAML file")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    _, path = find_recipe(args.recipe)
+    text = path.read_text()
+    print(f"# {path}\n{text.rstrip()}\n")
+    strategy = (yaml.safe_load(text) or {}).get("strategy") or {}
+    name = strategy if isinstance(strategy, str) else strategy.get("name")
+    if name:
+        cls = get_strategy(name)
+        print(f"# strategy '{name}': {cls.summary}")
+        for field, type_, default, help_ in describe_fields(cls.Options):
+            if field != "name":
+                print(f"#   strategy.{field} ({type_}, default {default!r}): {help_}")
+    return 0

@@ -1,0 +1,31 @@
+"""`adapters-sft validate NAME|PATH [k=v ...]`: check a recipe without loading a model."""
+from __future__ import annotations
+
+import argparse
+
+import yaml
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="check a recipe, its overrides and its data files")
+    p.add_argument("recipe", help="recipe name (see ls) or path to a YAML file")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. strategy.r=8")
+    p.add_argument("--no-data", action="store_true",
+                   help="skip reading data files (for recipes meant for another machine)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..recipe import load_recipe
+    from ..trainer import load_data, sft_config
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    fmt = "messages"
+    if not args.no_data:
+        train_rows, eval_rows, fmt = load_data(recipe)
+        print(f"data: {len(train_rows)} training rows ({fmt})"
+              + (f", {len(eval_rows)} held-out rows" if eval_rows else ""))
+    sft_config(recipe, __import__("pathlib").Path(recipe.output_dir) / "checkpoints", fmt)
+    print(yaml.safe_dump(recipe.to_dict(), sort_keys=False).rstrip())
+    print(f"ok: {recipe.source} is valid")
+    return 0

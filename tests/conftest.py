@@ -1,0 +1,96 @@
+"""Shared fixtures: a tiny random Llama with a tiny ChatML tokenizer, saved as a real local
+checkpoint, so the whole train() path runs in seconds. Proof on the real SmolLM2 model lives
+in tests marked `integration`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import pytest
+
+# The same ChatML template SmolLM2-135M-Instruct ships (no generation markers).
+SMOLLM2_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
+    "<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+    "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
+    "{% endif %}")
+
+WORDS = ("hi hello what is the date today convert answer yes no one two three four five six "
+         "seven eight nine ten red blue green cat dog sun moon a b c d e f").split()
+
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def make_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<unk>", "<|im_start|>", "<|im_end|>", "<pad>"]
+    vocab = {w: i for i, w in enumerate(specials + ["system", "user", "assistant", "\n"] + WORDS)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(pattern=" |\n", behavior="isolated")
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="<|im_end|>",
+                                   bos_token="<|im_start|>", pad_token="<pad>")
+    fast.add_special_tokens({"additional_special_tokens": specials[1:3]})
+    fast.chat_template = SMOLLM2_TEMPLATE
+    return fast
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 2-block Llama (tied head, like SmolLM2) + tokenizer, in safetensors."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    tok = make_tokenizer()
+    config = LlamaConfig(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                         tie_word_embeddings=True, bos_token_id=tok.bos_token_id,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    model = LlamaForCausalLM(config)
+    out = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    return out
+
+
+def conversation(i: int) -> dict:
+    q, a = WORDS[i % 12], WORDS[(i * 5 + 3) % len(WORDS)]
+    return {"messages": [{"role": "user", "content": f"what is {q}"},
+                         {"role": "assistant", "content": f"{a} {q}"}]}
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("data")
+    paths = {}
+    for split, n in (("train", 32), ("eval", 8)):
+        paths[split] = root / f"{split}.jsonl"
+        paths[split].write_text("".join(json.dumps(conversation(i + (100 if split == "eval" else 0))) + "\n"
+                                        for i in range(n)))
+    return paths
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path: Path, tiny_model_dir: Path, tiny_data: dict[str, Path]):
+    """A function building a validated recipe for the tiny model: tiny_recipe('lora', k=v...)."""
+    from adapters_sft.recipe import load_recipe
+
+    def make(strategy: str, *overrides: str, **strategy_opts):
+        body = {"model": str(tiny_model_dir), "strategy": {"name": strategy, **strategy_opts},
+                "data": {"train": str(tiny_data["train"]), "eval": str(tiny_data["eval"]),
+                         "max_length": 64},
+                "training": {"max_steps": 3, "per_device_train_batch_size": 4,
+                             "learning_rate": 1e-2, "save_strategy": "no", "logging_steps": 1},
+                "output_dir": str(tmp_path / "run")}
+        path = tmp_path / f"{strategy}.yaml"
+        path.write_text(json.dumps(body))  # JSON is YAML
+        return load_recipe(str(path), list(overrides))
+
+    return make
