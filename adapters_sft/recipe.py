@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,6 +19,22 @@ from .errors import UserError, did_you_mean
 from .typed import build, check_type, option
 
 BUILTIN_DATA = "builtin:"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true/false. YAML 1.1 would read
+    `save_strategy: no` (a real SFTConfig value) as False."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+
+
+def read_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
 
 
 @dataclasses.dataclass
@@ -117,7 +134,7 @@ def _key_lines(text: str) -> dict[str, int]:
                 lines[key] = k.start_mark.line + 1
                 walk(v, key)
 
-    walk(yaml.compose(text, Loader=yaml.SafeLoader), "")
+    walk(yaml.compose(text, Loader=_Loader), "")
     return lines
 
 
@@ -127,7 +144,7 @@ def parse_override(item: str) -> tuple[str, Any]:
         raise UserError(f"command line: '{item}' is not key=value (e.g. training.max_steps=20)")
     key, raw = item.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw else ""
+        value = read_yaml(raw) if raw else ""
     except yaml.YAMLError:
         value = raw
     return key.strip(), value
@@ -150,7 +167,7 @@ def load_recipe(ref: str, overrides: list[str] | None = None) -> Recipe:
     name, path = find_recipe(ref)
     try:
         text = path.read_text(encoding="utf-8")
-        raw = yaml.safe_load(text) or {}
+        raw = read_yaml(text) or {}
         lines = _key_lines(text)
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read recipe: {exc}") from None

@@ -14,6 +14,7 @@ Defaults we choose over TRL's (a recipe's `training:` keys override them):
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import typing
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ def sft_config(recipe: Recipe, output_dir: Path, fmt: str) -> Any:
     bf16 = cuda and __import__("torch").cuda.is_bf16_supported()
     values: dict[str, Any] = {
         "gradient_checkpointing": cuda, "bf16": bf16, "report_to": "none", "logging_steps": 5,
-        "save_total_limit": 2, **recipe.training,
+        "save_total_limit": 2, "dataloader_pin_memory": cuda, **recipe.training,
         "output_dir": str(output_dir), "seed": recipe.seed, "max_length": recipe.data.max_length,
         "assistant_only_loss": fmt == "messages" and not recipe.data.train_on_prompt,
         "completion_only_loss": fmt == "prompt-completion" and not recipe.data.train_on_prompt,
@@ -130,15 +131,29 @@ class RunResult:
 
 def train(recipe: Recipe, echo: Any = print) -> RunResult:
     """Train `recipe` into its run directory."""
-    from . import evaluate, rundir
+    from . import rundir
 
     out = Path(recipe.output_dir)
     rundir.check_target(out, recipe.overwrite)
     # Cheap checks first: strategy, data and training keys fail before any model loads.
     sft_config(recipe, out / "checkpoints", load_data(recipe)[2])
+    build_strategy(recipe).preflight()
     if recipe.eval.metric != "none" and not recipe.data.eval:
         raise UserError("eval.metric: needs held-out data; set data.eval=PATH or eval.metric=none")
     work = rundir.staging_dir(out)
+    try:
+        trainer, scores = _train_in(recipe, work, echo)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)  # a failed run leaves nothing behind
+        raise
+    rundir.commit(work, out)
+    return RunResult(out, scores, trainer)
+
+
+def _train_in(recipe: Recipe, work: Path, echo: Any) -> tuple[Any, dict[str, Any]]:
+    from . import evaluate, rundir
+
+    out = Path(recipe.output_dir)
     metrics = rundir.MetricsWriter(work / "metrics.jsonl")
     trainer, strategy, (_, eval_rows) = build_trainer(recipe, work, [metrics.as_callback()])
     tokenizer = trainer.processing_class
@@ -163,5 +178,5 @@ def train(recipe: Recipe, echo: Any = print) -> RunResult:
     strategy.save(trainer.model, work / strategy.artifact)
     tokenizer.save_pretrained(work / "tokenizer")
     rundir.write_recipe(work / "recipe.yaml", {**recipe.to_dict(), "output_dir": str(out)})
-    rundir.commit(work, out)
-    return RunResult(out, scores, trainer)
+    return trainer, scores
+

@@ -27,13 +27,13 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 def make_tokenizer():
-    from tokenizers import Tokenizer, models, pre_tokenizers
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<unk>", "<|im_start|>", "<|im_end|>", "<pad>"]
-    vocab = {w: i for i, w in enumerate(specials + ["system", "user", "assistant", "\n"] + WORDS)}
+    vocab = {w: i for i, w in enumerate(specials + ["system", "user", "assistant", "\n", " "] + WORDS)}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(pattern=" |\n", behavior="isolated")
+    tok.pre_tokenizer = pre_tokenizers.Split(pattern=Regex(r" |\n"), behavior="isolated")
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="<|im_end|>",
                                    bos_token="<|im_start|>", pad_token="<pad>")
     fast.add_special_tokens({"additional_special_tokens": specials[1:3]})

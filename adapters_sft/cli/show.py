@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-import yaml
 
-from ..recipe import find_recipe
+
+from ..recipe import find_recipe, read_yaml
 from ..registry import get_strategy
 from ..typed import describe_fields
 
@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     _, path = find_recipe(args.recipe)
     text = path.read_text()
     print(f"# {path}\n{text.rstrip()}\n")
-    strategy = (yaml.safe_load(text) or {}).get("strategy") or {}
+    strategy = (read_yaml(text) or {}).get("strategy") or {}
     name = strategy if isinstance(strategy, str) else strategy.get("name")
     if name:
         cls = get_strategy(name)

@@ -3,6 +3,7 @@
 A strategy is a class with a `name`, a typed `Options` dataclass, and a few hooks that the
 shared trainer calls in order:
 
+    preflight()     -> cheap checks (e.g. an optional dependency) before anything is written
     load_options()  -> extra kwargs for `from_pretrained` (dtype, quantization, device map)
     prepare(model)  -> Prepared(model, peft_config): freeze/unfreeze or inject adapters; the
                        trainer hands `peft_config` to TRL's SFTTrainer, which applies it
@@ -51,6 +52,9 @@ class Strategy:
     @classmethod
     def from_dict(cls, values: dict[str, Any], where: Any = lambda key: "") -> Strategy:
         return cls(build(cls.Options, values, "strategy", where))
+
+    def preflight(self) -> None:
+        """Cheap checks (optional dependencies, ...) run before anything is loaded or written."""
 
     def load_options(self) -> dict[str, Any]:
         return {}

@@ -52,6 +52,9 @@ class QLoraStrategy(LoraStrategy):
     Options = QLoraOptions
     summary = "LoRA on a 4-bit (NF4) or 8-bit bitsandbytes base; saves a PEFT adapter"
 
+    def preflight(self) -> None:
+        require_bitsandbytes(self.opts.bits)
+
     def load_options(self) -> dict[str, Any]:
         import torch
         from transformers import BitsAndBytesConfig

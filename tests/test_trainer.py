@@ -1,0 +1,61 @@
+"""The shared trainer: assistant-only loss with a byte-identical marked template, metrics,
+run directory contents, atomic overwrite."""
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from adapters_sft.chat_template import has_markers, mark_chatml, renders_identically, training_template
+from adapters_sft.trainer import build_trainer, train
+
+from .conftest import SMOLLM2_TEMPLATE, make_tokenizer
+
+
+def test_marked_template_renders_byte_identical_and_trains_every_assistant_turn_with_eos():
+    tok = make_tokenizer()
+    marked = training_template(tok)
+    assert not has_markers(SMOLLM2_TEMPLATE) and has_markers(marked)
+    assert marked == mark_chatml(SMOLLM2_TEMPLATE)
+    assert renders_identically(tok, SMOLLM2_TEMPLATE, marked)
+    conv = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "one two"},
+            {"role": "user", "content": "what"}, {"role": "assistant", "content": "red"}]
+    enc = tok.apply_chat_template(conv, chat_template=marked, tokenize=True, return_dict=True,
+                                  return_assistant_tokens_mask=True)
+    trained = [t for t, m in zip(enc["input_ids"], enc["assistant_masks"]) if m]
+    assert tok.convert_ids_to_tokens(trained) == ["one", " ", "two", "<|im_end|>", "red", "<|im_end|>"]
+
+
+def test_trl_receives_assistant_only_masks(tiny_recipe, tmp_path):
+    trainer, _, _ = build_trainer(tiny_recipe("lora"), tmp_path / "w")
+    row = trainer.train_dataset[0]
+    tok = trainer.processing_class
+    trained = [label for label in row["labels"] if label != -100]
+    assert 0 < len(trained) < len(row["input_ids"])
+    assert trained[-1] == tok.convert_tokens_to_ids("<|im_end|>")
+    assert "user" not in tok.decode(trained)
+
+
+def test_run_directory_contract(tiny_recipe):
+    recipe = tiny_recipe("lora", "eval.metric=exact_match", "eval.before_training=true",
+                         "eval.max_new_tokens=4")
+    result = train(recipe, echo=lambda *_: None)
+    run = result.run_dir
+    assert {p.name for p in run.iterdir()} >= {"recipe.yaml", "adapter", "tokenizer", "checkpoints",
+                                               "metrics.jsonl", "eval.json"}
+    saved = yaml.safe_load((run / "recipe.yaml").read_text())
+    assert saved["strategy"]["name"] == "lora" and saved["versions"]["trl"]
+    assert has_markers((run / "tokenizer" / "chat_template.jinja").read_text())
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines if "loss" in r] == [1, 2, 3]
+    scores = json.loads((run / "eval.json").read_text())
+    assert scores["before"]["total"] == scores["after"]["total"] == 8
+    assert not list(run.parent.glob(".run.*"))
+
+
+def test_overwrite_true_replaces_an_old_run_only_when_the_new_one_is_complete(tiny_recipe):
+    first = train(tiny_recipe("lora"), echo=lambda *_: None).run_dir
+    (first / "old-marker").write_text("x")
+    second = train(tiny_recipe("head-only", "overwrite=true"), echo=lambda *_: None).run_dir
+    assert second == first and not (second / "old-marker").exists()
+    assert (second / "weights" / "trained.safetensors").is_file()
