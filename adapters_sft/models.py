@@ -62,11 +62,9 @@ def _convert_gguf(gguf_dir: Path, gguf_name: str, out: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name)
     # transformers marks GGUF-loaded models as quantized even though the weights are now
     # plain fp32 tensors; clearing the marks is what lets Trainer accept the model.
-    for attr in ("hf_quantizer", "is_quantized", "quantization_method"):
-        if hasattr(model, attr):
-            delattr(model, attr) if attr in vars(model) else None
     model.hf_quantizer = None
     model.is_quantized = False
+    vars(model).pop("quantization_method", None)
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,10 @@ _OWNED = {"output_dir": "output_dir", "seed": "seed", "max_length": "data.max_le
           "assistant_only_loss": "data.train_on_prompt", "completion_only_loss": "data.train_on_prompt"}
 
 
+# (train rows, held-out rows or None, format name)
+Data = tuple[list[dict[str, Any]], list[dict[str, Any]] | None, str]
+
+
 def _cuda() -> bool:
     import torch
 
@@ -64,7 +68,7 @@ def sft_config(recipe: Recipe, output_dir: Path, fmt: str) -> Any:
         raise UserError(f"training: SFTConfig refused these settings: {str(exc).splitlines()[0]}") from None
 
 
-def load_data(recipe: Recipe) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, str]:
+def load_data(recipe: Recipe) -> Data:
     from .data import read_rows
 
     def read(key: str, ref: str, fmt: str) -> tuple[list[dict[str, Any]], str]:
@@ -98,8 +102,10 @@ def model_load_kwargs(recipe: Recipe, strategy: Any) -> dict[str, Any]:
     return kwargs
 
 
-def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = None) -> tuple[Any, Any, Any]:
-    """(trainer, strategy, data) ready to train; nothing is written outside `work_dir`."""
+def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = None,
+                  data: Data | None = None) -> tuple[Any, Any, Any]:
+    """(trainer, strategy, data) ready to train; nothing is written outside `work_dir`.
+    `data` is what `load_data(recipe)` returned, when the caller has already read it."""
     from trl import SFTTrainer
 
     from .chat_template import training_template
@@ -107,7 +113,7 @@ def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = 
     from .models import load_model, load_tokenizer
 
     strategy = build_strategy(recipe)
-    train_rows, eval_rows, fmt = load_data(recipe)
+    train_rows, eval_rows, fmt = data or load_data(recipe)
     args = sft_config(recipe, work_dir / "checkpoints", fmt)
     tokenizer = load_tokenizer(recipe.model, recipe.trust_remote_code)
     if fmt == "messages":
@@ -119,7 +125,7 @@ def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = 
         eval_dataset=to_dataset(eval_rows, fmt) if eval_rows else None,
         processing_class=tokenizer, peft_config=prepared.peft_config, callbacks=callbacks or [])
     strategy.after_trainer(trainer)
-    return trainer, strategy, (train_rows, eval_rows)
+    return trainer, strategy, (train_rows, eval_rows, fmt)
 
 
 @dataclasses.dataclass
@@ -136,13 +142,14 @@ def train(recipe: Recipe, echo: Any = print) -> RunResult:
     out = Path(recipe.output_dir)
     rundir.check_target(out, recipe.overwrite)
     # Cheap checks first: strategy, data and training keys fail before any model loads.
-    sft_config(recipe, out / "checkpoints", load_data(recipe)[2])
+    data = load_data(recipe)
+    sft_config(recipe, out / "checkpoints", data[2])
     build_strategy(recipe).preflight()
     if recipe.eval.metric != "none" and not recipe.data.eval:
         raise UserError("eval.metric: needs held-out data; set data.eval=PATH or eval.metric=none")
     work = rundir.staging_dir(out)
     try:
-        trainer, scores = _train_in(recipe, work, echo)
+        trainer, scores = _train_in(recipe, work, echo, data)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)  # a failed run leaves nothing behind
         raise
@@ -150,12 +157,12 @@ def train(recipe: Recipe, echo: Any = print) -> RunResult:
     return RunResult(out, scores, trainer)
 
 
-def _train_in(recipe: Recipe, work: Path, echo: Any) -> tuple[Any, dict[str, Any]]:
+def _train_in(recipe: Recipe, work: Path, echo: Any, data: Data) -> tuple[Any, dict[str, Any]]:
     from . import evaluate, rundir
 
     out = Path(recipe.output_dir)
     metrics = rundir.MetricsWriter(work / "metrics.jsonl")
-    trainer, strategy, (_, eval_rows) = build_trainer(recipe, work, [metrics.as_callback()])
+    trainer, strategy, (_, eval_rows, _) = build_trainer(recipe, work, [metrics.as_callback()], data)
     tokenizer = trainer.processing_class
     scores: dict[str, Any] = {}
 

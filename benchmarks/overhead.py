@@ -3,8 +3,8 @@
 Method. The same training run is done two ways, alternating A, B, A, B, ... for --reps
 repetitions of --steps optimizer steps each, in one process (same torch threads):
   A  adapters-sft: the recipe `smollm2-135m/lora` with overrides that pin every setting, built
-     by `adapters_sft.trainer.build_trainer` (the code path `train()` uses) and trained with
-     `trainer.train()`;
+     by `adapters_sft.trainer.build_trainer` (the code path `train()` uses, with the same
+     metrics.jsonl callback) and trained with `trainer.train()`;
   B  plain TRL: from_pretrained + LoraConfig + SFTConfig + SFTTrainer, written out below.
 Model (SmolLM2-135M-Instruct), data (builtin dates/train), LoRA (r=16, alpha=32, dropout 0.05,
 all-linear) and SFTConfig settings are identical; the script checks that the two SFTConfigs
@@ -13,14 +13,18 @@ on_step_begin/on_step_end; a run's figure is its median step time without the fi
 step. Both sides must also see the same tokens and the same losses: the logged `num_tokens`
 must be equal and the per-step losses agree within --rtol.
 Prints a table and the ratio median(adapters-sft) / median(plain TRL); writes all figures to
---out as JSON. Not counted: model loading and trainer setup, and the metrics.jsonl callback
-that `train()` adds on top of `build_trainer`.
+--out as JSON. Setup (model load, tokenization) is reported but not in the ratio. The order
+of the two sides alternates between repetitions.
 
-Run from the repository root:  python benchmarks/overhead.py --reps 3 --steps 10
+With --trl-defaults a third side C runs the plain script at TRL's own default where ours
+differs on CPU (gradient_checkpointing=True), to show what that default costs.
+
+Run from the repository root:  python benchmarks/overhead.py --reps 4 --steps 10
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import tempfile
@@ -32,7 +36,8 @@ SEED = 42
 LORA = {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"}
 TRAINING = {"per_device_train_batch_size": 8, "learning_rate": 2e-3, "lr_scheduler_type": "cosine",
             "warmup_steps": 5, "logging_steps": 1, "gradient_checkpointing": False, "bf16": False,
-            "report_to": "none", "save_strategy": "no", "save_total_limit": None}
+            "report_to": "none", "save_strategy": "no", "save_total_limit": None,
+            "dataloader_pin_memory": False}
 MAX_LENGTH = 256
 PATH_FIELDS = {"output_dir", "logging_dir"}  # differ by design (two temp folders)
 
@@ -57,6 +62,7 @@ def step_timer() -> Any:
 
 def adapters_sft_trainer(steps: int, work: Path, timer: Any) -> Any:
     from adapters_sft.recipe import load_recipe
+    from adapters_sft.rundir import MetricsWriter
     from adapters_sft.trainer import build_trainer
 
     # Values go in as JSON (valid YAML): a bare `no` would be read as YAML 1.1's boolean false.
@@ -67,11 +73,13 @@ def adapters_sft_trainer(steps: int, work: Path, timer: Any) -> Any:
         "data.train_on_prompt=false", "dtype=float32", "eval.metric=none",
         "eval.before_training=false", f"output_dir={work}", "overwrite=true"]
     recipe = load_recipe("smollm2-135m/lora", overrides)
-    trainer, _strategy, _data = build_trainer(recipe, work, callbacks=[timer])
+    # The metrics.jsonl writer is the callback train() adds; it is part of what we cost.
+    metrics = MetricsWriter(work / "metrics.jsonl").as_callback()
+    trainer, _strategy, _data = build_trainer(recipe, work, callbacks=[metrics, timer])
     return trainer
 
 
-def plain_trl_trainer(steps: int, work: Path, timer: Any) -> Any:
+def plain_trl_trainer(steps: int, work: Path, timer: Any, **changes: Any) -> Any:
     """The hand-written TRL script: everything spelled out, no adapters_sft code but the template."""
     import torch
     from datasets import Dataset
@@ -100,13 +108,23 @@ def plain_trl_trainer(steps: int, work: Path, timer: Any) -> Any:
     args = SFTConfig(output_dir=str(work / "checkpoints"), max_steps=steps, seed=SEED,
                      max_length=MAX_LENGTH, assistant_only_loss=True,
                      completion_only_loss=False,  # adapters_sft sets it; no effect on messages data
-                     **TRAINING)
+                     **(TRAINING | changes))
     return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                       processing_class=tok, peft_config=peft_config, callbacks=[timer])
 
 
+def trl_defaults_trainer(steps: int, work: Path, timer: Any) -> Any:
+    """The plain script left at TRL's own default where ours differs on CPU."""
+    return plain_trl_trainer(steps, work, timer, gradient_checkpointing=True)
+
+
+SIDES = {"adapters-sft": adapters_sft_trainer, "plain-trl": plain_trl_trainer,
+         "trl-defaults": trl_defaults_trainer}
+
+
 def run_once(side: str, steps: int) -> dict[str, Any]:
-    build = adapters_sft_trainer if side == "adapters-sft" else plain_trl_trainer
+    build = SIDES[side]
+    gc.collect()  # the previous run's trainer must not linger into this one's timing
     timer = step_timer()
     with tempfile.TemporaryDirectory(prefix=f"overhead-{side}-") as tmp:
         t0 = time.perf_counter()
@@ -137,29 +155,42 @@ def compare(a: dict[str, Any], b: dict[str, Any], rtol: float) -> dict[str, Any]
     return {"max_abs_loss_diff": max(abs_diff), "max_rel_loss_diff": max(rel)}
 
 
-def main(reps: int, steps: int, out: Path, rtol: float) -> dict[str, Any]:
+def main(reps: int, steps: int, out: Path, rtol: float, trl_defaults: bool = False) -> dict[str, Any]:
     import torch
 
     runs: list[dict[str, Any]] = []
     checks: list[dict[str, Any]] = []
     for rep in range(reps):
-        pair = []
-        for side in ("adapters-sft", "plain-trl"):
+        pair = {}
+        # Alternate which side goes first, so warm caches favour neither.
+        order = ("adapters-sft", "plain-trl") if rep % 2 == 0 else ("plain-trl", "adapters-sft")
+        order += ("trl-defaults",) if trl_defaults else ()
+        for side in order:
             print(f"rep {rep + 1}/{reps}: {side}, {steps} steps ...", flush=True)
-            pair.append(run_once(side, steps) | {"rep": rep})
-        checks.append(compare(pair[0], pair[1], rtol))
-        runs += pair
+            pair[side] = run_once(side, steps) | {"rep": rep}
+        checks.append(compare(pair["adapters-sft"], pair["plain-trl"], rtol))
+        if trl_defaults:  # different settings by design; the same tokens and losses all the same
+            b, d = pair["plain-trl"], pair["trl-defaults"]
+            compare(b, d | {"config": b["config"]}, rtol)
+        runs += [pair[side] for side in order]
     med = {s: statistics.median(r["median_step_s"] for r in runs if r["side"] == s)
-           for s in ("adapters-sft", "plain-trl")}
+           for s in SIDES if any(r["side"] == s for r in runs)}
     ratio = med["adapters-sft"] / med["plain-trl"]
+    pair_ratios = [a["median_step_s"] / b["median_step_s"] for a, b in zip(
+        [r for r in runs if r["side"] == "adapters-sft"], [r for r in runs if r["side"] == "plain-trl"])]
     print(f"\n{'rep':>3}  {'side':<13} {'median step s':>13} {'train s':>8} {'setup s':>8}  final loss")
     for r in runs:
         print(f"{r['rep'] + 1:>3}  {r['side']:<13} {r['median_step_s']:>13.3f} {r['train_s']:>8.1f} "
               f"{r['setup_s']:>8.1f}  {r['loss'][-1]:.4f}")
     print(f"\nmedian step time  adapters-sft {med['adapters-sft']:.3f} s  plain TRL {med['plain-trl']:.3f} s"
           f"\nratio adapters-sft / plain TRL = {ratio:.3f}  (torch threads: {torch.get_num_threads()})")
+    print("per-repetition ratios: " + ", ".join(f"{x:.3f}" for x in pair_ratios)
+          + f"  (geometric mean {statistics.geometric_mean(pair_ratios):.3f})")
+    if trl_defaults:
+        print(f"ratio adapters-sft / plain TRL with gradient_checkpointing=True (TRL's default) = "
+              f"{med['adapters-sft'] / med['trl-defaults']:.3f}")
     result = {"reps": reps, "steps": steps, "torch_threads": torch.get_num_threads(),
-              "median_step_s": med, "ratio": ratio, "checks": checks,
+              "median_step_s": med, "ratio": ratio, "pair_ratios": pair_ratios, "checks": checks,
               "runs": [{k: v for k, v in r.items() if k != "config"} for r in runs],
               "sft_config": runs[0]["config"]}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -170,9 +201,12 @@ def main(reps: int, steps: int, out: Path, rtol: float) -> dict[str, Any]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=3, help="A/B repetitions (default 3)")
+    parser.add_argument("--reps", type=int, default=4,
+                        help="A/B repetitions, even so both orders count alike (default 4)")
     parser.add_argument("--steps", type=int, default=10, help="optimizer steps per run (default 10)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/overhead.json"))
     parser.add_argument("--rtol", type=float, default=1e-3, help="allowed relative loss difference")
+    parser.add_argument("--trl-defaults", action="store_true",
+                        help="also time plain TRL at its own gradient_checkpointing default (True)")
     ns = parser.parse_args()
-    main(ns.reps, ns.steps, ns.out, ns.rtol)
+    main(ns.reps, ns.steps, ns.out, ns.rtol, ns.trl_defaults)

@@ -21,6 +21,7 @@ def quiet_libraries() -> None:
 
     warnings.filterwarnings("ignore", message=".*pin_memory.*")
     transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()  # weight-loading bars; the Trainer's bar stays
     datasets.disable_progress_bars()
 
 
