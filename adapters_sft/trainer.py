@@ -147,6 +147,7 @@ def train(recipe: Recipe, echo: Any = print) -> RunResult:
     build_strategy(recipe).preflight()
     if recipe.eval.metric != "none" and not recipe.data.eval:
         raise UserError("eval.metric: needs held-out data; set data.eval=PATH or eval.metric=none")
+    echo(f"training '{recipe.name}' with strategy '{recipe.strategy.name}' on {recipe.model} -> {out}")
     work = rundir.staging_dir(out)
     try:
         trainer, scores = _train_in(recipe, work, echo, data)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"adapters-sft: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `adapters-sft ls | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("adapters-sft: interrupted; nothing was written to the run directory", file=sys.stderr)
         return 130

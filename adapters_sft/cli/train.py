@@ -30,10 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from ..trainer import train
 
     recipe = load_recipe(args.recipe, args.overrides)
-    print(f"adapters-sft: training '{recipe.name}' with strategy '{recipe.strategy.name}' "
-          f"on {recipe.model} -> {recipe.output_dir}", flush=True)
     quiet_libraries()
-    result = train(recipe)
+    result = train(recipe, echo=lambda line: print(f"adapters-sft: {line}", flush=True))
     before, after = result.scores.get("before"), result.scores.get("after")
     if before and after:
         print(f"adapters-sft: held-out exact match {before['exact_match']:.1%} before -> "
