@@ -1,0 +1,40 @@
+"""adapters-sft: parameter-efficient fine-tuning of LLMs on TRL's SFTTrainer.
+
+Public API (the CLI is a thin layer over it):
+
+    from adapters_sft import load_recipe, train, load_run, list_strategies, register_strategy
+    result = train(load_recipe("smollm2-135m/lora", ["training.max_steps=20"]))
+    model, tokenizer, recipe = load_run(result.run_dir)
+
+Importing this package imports no ML library; each function imports what it needs.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import UserError
+from .recipe import Recipe, load_recipe
+from .registry import register_strategy
+from .registry import strategy_names as list_strategies
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .trainer import RunResult
+
+__all__ = ["Recipe", "UserError", "list_strategies", "load_recipe", "load_run",
+           "register_strategy", "train"]
+
+
+def train(recipe: Recipe) -> RunResult:
+    """Train a loaded recipe into its run directory (see `adapters_sft.trainer.train`)."""
+    from .trainer import train as _train
+
+    return _train(recipe)
+
+
+def load_run(run_dir: str | Path) -> tuple[Any, Any, Recipe]:
+    """(model, tokenizer, recipe) of a finished run (see `adapters_sft.runs.load_run`)."""
+    from .runs import load_run as _load_run
+
+    return _load_run(run_dir)

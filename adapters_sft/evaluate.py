@@ -29,9 +29,13 @@ def generate(model: Any, tokenizer: Any, prompts: list[Any], max_new_tokens: int
     try:
         for start in range(0, len(prompts), batch_size):
             batch = prompts[start:start + batch_size]
-            texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
-                     if isinstance(p, list) else p for p in batch]
-            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            if isinstance(batch[0], list):  # conversations: the template adds any BOS itself
+                texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
+                         for p in batch]
+            else:  # plain prompts are tokenized as TRL tokenized them in training, BOS included
+                texts = batch
+            enc = tokenizer(texts, return_tensors="pt", padding=True,
+                            add_special_tokens=not isinstance(batch[0], list))
             enc = {k: v.to(next(model.parameters()).device) for k, v in enc.items()}
             with torch.no_grad():
                 out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,

@@ -84,7 +84,7 @@ def load_tokenizer(ref: str, trust_remote_code: bool = False) -> Any:
     path = resolve_model(ref)
     try:
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a folder with weights but no tokenizer
         raise UserError(f"model: cannot load tokenizer from '{ref}': {_first_line(exc)}; "
                         "give a local folder, a reachable hub id or a built-in alias") from None
     if tok.pad_token is None:
@@ -107,8 +107,8 @@ def load_model(ref: str, load_kwargs: dict[str, Any], trust_remote_code: bool = 
                         "give a local folder, a reachable hub id or a built-in alias") from None
 
 
-def _has_safetensors(path: str) -> bool | None:
-    """Force safetensors for local folders that have them; hub ids decide on their own."""
+def _has_safetensors(path: str) -> bool:
+    """Safetensors only, for local folders and hub ids alike: pickled weights can run code."""
     p = Path(path)
     if p.is_dir():
         if any(p.glob("*.safetensors")):

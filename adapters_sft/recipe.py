@@ -22,8 +22,8 @@ BUILTIN_DATA = "builtin:"
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans: only true/false. YAML 1.1 would read
-    `save_strategy: no` (a real SFTConfig value) as False."""
+    """SafeLoader with YAML 1.2 booleans and floats: only true/false are booleans (YAML 1.1
+    would read `save_strategy: no`, a real SFTConfig value, as False), and 1e-4 is a float."""
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -31,6 +31,11 @@ _Loader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 _Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
                               list("tTfF"))
+# YAML 1.2 floats too: YAML 1.1 reads 1e-4 (no dot) as a string, a trap for learning rates.
+# Added after the int resolver, so plain integers still resolve as int.
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"),
+                              list("-+0123456789."))
 
 
 def read_yaml(text: str) -> Any:
@@ -64,6 +69,10 @@ class EvalSection:
     def __post_init__(self) -> None:
         if self.metric not in ("none", "exact_match"):
             raise UserError(f"eval.metric: must be none or exact_match, got '{self.metric}'")
+        for key in ("max_new_tokens", "batch_size", "limit"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise UserError(f"eval.{key}: must be at least 1, got {value}")
 
 
 @dataclasses.dataclass
@@ -162,9 +171,8 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def load_recipe(ref: str, overrides: list[str] | None = None) -> Recipe:
-    """Read, merge and validate a recipe. Imports no ML library (fast for `validate`)."""
-    name, path = find_recipe(ref)
+def read_recipe_file(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """(mapping, dotted key -> line) of a recipe file; bad YAML is a UserError with file:line."""
     try:
         text = path.read_text(encoding="utf-8")
         raw = read_yaml(text) or {}
@@ -177,14 +185,28 @@ def load_recipe(ref: str, overrides: list[str] | None = None) -> Recipe:
         raise UserError(f"{at}: invalid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}:1: a recipe is a mapping of keys (model:, strategy:, data:, ...)")
-    from_cli: set[str] = set()
-    for item in overrides or []:
-        key, value = parse_override(item)
+    return raw, lines
+
+
+def load_recipe(ref: str, overrides: list[str] | None = None) -> Recipe:
+    """Read, merge and validate a recipe. Imports no ML library (fast for `validate`)."""
+    name, path = find_recipe(ref)
+    raw, lines = read_recipe_file(path)
+    if isinstance(raw.get("strategy"), str):  # shorthand `strategy: lora`
+        raw["strategy"] = {"name": raw["strategy"]}
+    parsed = [parse_override(item) for item in overrides or []]
+    from_cli = {key for key, _ in parsed}
+    new_name = dict(parsed).get("strategy.name")
+    if new_name is not None and isinstance(raw.get("strategy"), dict) \
+            and raw["strategy"].get("name") != new_name:
+        # Switching strategy on the command line: the recipe's options were for the old
+        # one, so the new strategy starts from its own defaults plus command-line keys.
+        raw["strategy"] = {}
+    for key, value in parsed:
         _set_dotted(raw, key, value)
-        from_cli.add(key)
 
     def where(key: str) -> str:
-        if key in from_cli:
+        if any(k == key or k.startswith(key + ".") for k in from_cli):
             return "command line: "
         return f"{path}:{lines[key]}: " if key in lines else f"{path}: "
 
@@ -196,11 +218,10 @@ def _validate(raw: dict[str, Any], name: str, path: Path, where: Callable[[str],
 
     raw = dict(raw)
     strategy_raw = raw.pop("strategy", None)
-    if isinstance(strategy_raw, str):
-        strategy_raw = {"name": strategy_raw}
     if not isinstance(strategy_raw, dict) or "name" not in strategy_raw:
         raise UserError(f"{where('strategy')}strategy.name: missing; e.g. strategy: {{name: lora}}")
-    cls = get_strategy(check_type(strategy_raw["name"], str, "strategy.name", where), "strategy.name")
+    cls = get_strategy(check_type(strategy_raw["name"], str, "strategy.name", where),
+                       where("strategy.name") + "strategy.name")
     strategy_opts = cls.from_dict(strategy_raw, where).opts
     sections = {key: build(cls_, raw.pop(key, None) or {}, key, where)
                 for key, cls_ in _SECTIONS.items()}

@@ -41,14 +41,23 @@ def _load_entry_points() -> None:
     _loaded = True
     only_ours = os.environ.get("ADAPTERS_SFT_DISABLE_PLUGINS", "") not in ("", "0")
     for ep in metadata.entry_points(group=GROUP):
-        dist = ep.dist.name if ep.dist else ""
+        dist = ep.dist.name if ep.dist else "?"
         if only_ours and dist.replace("_", "-") != _DIST:
             continue
-        cls = ep.load()
+        # A broken plugin must not take every verb down with a traceback: say which package.
+        fix = f"fix or uninstall '{dist}', or set ADAPTERS_SFT_DISABLE_PLUGINS=1"
+        try:
+            cls = ep.load()
+        except Exception as exc:  # noqa: BLE001 - any import failure of foreign code
+            raise UserError(f"strategy plugin '{ep.name}' from package '{dist}' failed to load "
+                            f"({type(exc).__name__}: {exc}); {fix}") from None
         if ep.name != getattr(cls, "name", None):
-            raise ValueError(f"entry point '{ep.name}' in {dist or '?'} names a strategy "
-                             f"called '{getattr(cls, 'name', None)}'; the two must match")
-        register_strategy(cls)
+            raise UserError(f"strategy plugin '{ep.name}' from package '{dist}' names its "
+                            f"strategy '{getattr(cls, 'name', None)}'; the two must match; {fix}")
+        try:
+            register_strategy(cls)
+        except ValueError as exc:
+            raise UserError(f"strategy plugin from package '{dist}': {exc}; {fix}") from None
 
 
 def strategy_names() -> list[str]:

@@ -28,12 +28,21 @@ _LIBS = ("adapters-sft", "torch", "transformers", "peft", "trl", "accelerate", "
 
 
 def check_target(out: Path, overwrite: bool) -> None:
-    """Refuse to train into an existing, non-empty run directory unless asked to."""
+    """Refuse to train into an existing, non-empty folder unless it is an old run and
+    overwrite=true: overwrite replaces runs, never a folder that holds anything else."""
     if out.exists() and not out.is_dir():
         raise UserError(f"output_dir: '{out}' is a file; choose another output_dir=...")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    if Path.cwd().resolve().is_relative_to(out.resolve()):
+        raise UserError(f"output_dir: '{out}' is the current folder or one above it; "
+                        "choose a new folder such as runs/NAME")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not overwrite:
         raise UserError(f"output_dir: '{out}' already holds a run; choose another "
                         "output_dir=... or add overwrite=true to replace it")
+    if not (out / "recipe.yaml").is_file():
+        raise UserError(f"output_dir: '{out}' is not empty and is not a run (no recipe.yaml), "
+                        "so overwrite=true will not delete it; choose another output_dir=...")
 
 
 def staging_dir(out: Path) -> Path:
@@ -69,9 +78,11 @@ def versions() -> dict[str, str]:
     return out
 
 
-def write_recipe(path: Path, recipe_dict: dict[str, Any]) -> None:
+def write_recipe(path: Path, recipe_dict: dict[str, Any], final_path: Path) -> None:
+    """Write the resolved recipe to `path` (in the staging folder); its header names
+    `final_path`, where it will live once the run is complete."""
     header = ("# Resolved recipe of this run (defaults < YAML < command line), with versions.\n"
-              f"# Re-run: adapters-sft train {path} output_dir=NEW_DIR\n")
+              f"# Re-run: adapters-sft train {final_path} output_dir=NEW_DIR\n")
     body = yaml.safe_dump({**recipe_dict, "versions": versions()}, sort_keys=False)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(header + body)

@@ -10,6 +10,10 @@ Defaults we choose over TRL's (a recipe's `training:` keys override them):
   bf16                    only on a CUDA GPU that supports it (TRL asks for it everywhere)
   report_to               none (no tracker is contacted unless asked)
   logging_steps           5, so short runs still log
+  save_strategy           no: a Trainer checkpoint holds the whole model and optimizer state,
+                          which would defeat strategies that save only what they train; set
+                          training.save_strategy=steps to keep resumable checkpoints
+  disable_tqdm            False: the progress bar stays on even when library logs are quiet
 """
 from __future__ import annotations
 
@@ -17,11 +21,14 @@ import dataclasses
 import shutil
 import typing
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import UserError, did_you_mean
 from .recipe import Recipe, resolve_data_path
 from .typed import check_type
+
+if TYPE_CHECKING:
+    from .strategies.base import Strategy
 
 # Keys the run owns; setting them under training: would split the truth in two.
 _OWNED = {"output_dir": "output_dir", "seed": "seed", "max_length": "data.max_length",
@@ -53,11 +60,13 @@ def sft_config(recipe: Recipe, output_dir: Path, fmt: str) -> Any:
             raise UserError(f"{at}training.{key}: not an SFTConfig option{did_you_mean(key, fields)}")
         if hints.get(key) in (int, float, bool, str, int | None, float | None, str | None):
             check_type(value, hints[key], f"training.{key}", recipe.where)
-    cuda = _cuda()
-    bf16 = cuda and __import__("torch").cuda.is_bf16_supported()
+    import torch
+
+    cuda = torch.cuda.is_available()
     values: dict[str, Any] = {
-        "gradient_checkpointing": cuda, "bf16": bf16, "report_to": "none", "logging_steps": 5,
-        "save_total_limit": 2, "dataloader_pin_memory": cuda, **recipe.training,
+        "gradient_checkpointing": cuda, "bf16": cuda and torch.cuda.is_bf16_supported(),
+        "report_to": "none", "logging_steps": 5, "save_strategy": "no", "save_total_limit": 2,
+        "dataloader_pin_memory": cuda, "disable_tqdm": False, **recipe.training,
         "output_dir": str(output_dir), "seed": recipe.seed, "max_length": recipe.data.max_length,
         "assistant_only_loss": fmt == "messages" and not recipe.data.train_on_prompt,
         "completion_only_loss": fmt == "prompt-completion" and not recipe.data.train_on_prompt,
@@ -65,7 +74,10 @@ def sft_config(recipe: Recipe, output_dir: Path, fmt: str) -> Any:
     try:
         return SFTConfig(**values)
     except (ValueError, TypeError) as exc:
-        raise UserError(f"training: SFTConfig refused these settings: {str(exc).splitlines()[0]}") from None
+        reason = str(exc).strip().splitlines()[0][:300]
+        keys = ", ".join(f"training.{k}" for k in recipe.training) or "its defaults"
+        raise UserError(f"{recipe.where('training')}training: SFTConfig refused the settings "
+                        f"({keys}): {reason}") from None
 
 
 def load_data(recipe: Recipe) -> Data:
@@ -80,7 +92,7 @@ def load_data(recipe: Recipe) -> Data:
     return train_rows, eval_rows, fmt
 
 
-def build_strategy(recipe: Recipe) -> Any:
+def build_strategy(recipe: Recipe) -> Strategy:
     from .registry import get_strategy
 
     return get_strategy(recipe.strategy.name)(recipe.strategy)
@@ -106,6 +118,7 @@ def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = 
                   data: Data | None = None) -> tuple[Any, Any, Any]:
     """(trainer, strategy, data) ready to train; nothing is written outside `work_dir`.
     `data` is what `load_data(recipe)` returned, when the caller has already read it."""
+    from transformers import set_seed
     from trl import SFTTrainer
 
     from .chat_template import training_template
@@ -116,9 +129,10 @@ def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = 
     train_rows, eval_rows, fmt = data or load_data(recipe)
     args = sft_config(recipe, work_dir / "checkpoints", fmt)
     tokenizer = load_tokenizer(recipe.model, recipe.trust_remote_code)
-    if fmt == "messages":
+    if fmt == "messages" and not recipe.data.train_on_prompt:
         tokenizer.chat_template = training_template(tokenizer)
     model = load_model(recipe.model, model_load_kwargs(recipe, strategy), recipe.trust_remote_code)
+    set_seed(recipe.seed)  # adapters are initialised in prepare(), before SFTTrainer seeds
     prepared = strategy.prepare(model)
     trainer = SFTTrainer(
         model=prepared.model, args=args, train_dataset=to_dataset(train_rows, fmt),
@@ -135,7 +149,7 @@ class RunResult:
     trainer: Any  # the SFTTrainer, holding the trained model
 
 
-def train(recipe: Recipe, echo: Any = print) -> RunResult:
+def train(recipe: Recipe, echo: Callable[[str], Any] = print) -> RunResult:
     """Train `recipe` into its run directory."""
     from . import rundir
 
@@ -145,20 +159,31 @@ def train(recipe: Recipe, echo: Any = print) -> RunResult:
     data = load_data(recipe)
     sft_config(recipe, out / "checkpoints", data[2])
     build_strategy(recipe).preflight()
-    if recipe.eval.metric != "none" and not recipe.data.eval:
-        raise UserError("eval.metric: needs held-out data; set data.eval=PATH or eval.metric=none")
+    check_eval(recipe, data[2])
     echo(f"training '{recipe.name}' with strategy '{recipe.strategy.name}' on {recipe.model} -> {out}")
     work = rundir.staging_dir(out)
     try:
         trainer, scores = _train_in(recipe, work, echo, data)
+        rundir.commit(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)  # a failed run leaves nothing behind
         raise
-    rundir.commit(work, out)
     return RunResult(out, scores, trainer)
 
 
-def _train_in(recipe: Recipe, work: Path, echo: Any, data: Data) -> tuple[Any, dict[str, Any]]:
+def check_eval(recipe: Recipe, fmt: str) -> None:
+    """Exact match needs held-out rows with a reference answer."""
+    if recipe.eval.metric == "none":
+        return
+    at = recipe.where("eval.metric")
+    if not recipe.data.eval:
+        raise UserError(f"{at}eval.metric: needs held-out data; set data.eval=PATH or eval.metric=none")
+    if fmt == "text":
+        raise UserError(f"{at}eval.metric: exact_match needs a reference answer, which text data "
+                        "has not; use messages or prompt-completion data, or eval.metric=none")
+
+
+def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any], data: Data) -> tuple[Any, dict[str, Any]]:
     from . import evaluate, rundir
 
     out = Path(recipe.output_dir)
@@ -168,7 +193,7 @@ def _train_in(recipe: Recipe, work: Path, echo: Any, data: Data) -> tuple[Any, d
     scores: dict[str, Any] = {}
 
     def score(label: str) -> None:
-        rows = eval_rows[: recipe.eval.limit] if recipe.eval.limit else eval_rows
+        rows = eval_rows[: recipe.eval.limit]  # limit None keeps every row
         result = evaluate.exact_match(trainer.model, tokenizer, rows, recipe.eval.max_new_tokens,
                                       recipe.eval.batch_size)
         scores[label] = result
@@ -185,6 +210,8 @@ def _train_in(recipe: Recipe, work: Path, echo: Any, data: Data) -> tuple[Any, d
         rundir.write_json(work / "eval.json", scores)
     strategy.save(trainer.model, work / strategy.artifact)
     tokenizer.save_pretrained(work / "tokenizer")
-    rundir.write_recipe(work / "recipe.yaml", {**recipe.to_dict(), "output_dir": str(out)})
+    # Saved with overwrite=false: re-running a saved recipe must never replace a run silently.
+    rundir.write_recipe(work / "recipe.yaml", {**recipe.to_dict(), "output_dir": str(out),
+                                               "overwrite": False}, out / "recipe.yaml")
     return trainer, scores
 

@@ -19,6 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     name, src = find_recipe(args.recipe)
     dest = Path(args.dest)
+    if args.dest.endswith(("/", "\\")) and not dest.is_dir():
+        raise UserError(f"cp: folder '{dest}' does not exist; create it first")
     if dest.is_dir():
         dest = dest / f"{Path(name).name}.yaml"
     if dest.exists() and not args.force:

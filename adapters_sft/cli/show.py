@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-
-
-from ..recipe import find_recipe, read_yaml
+from ..recipe import find_recipe, read_recipe_file
 from ..registry import get_strategy
 from ..typed import describe_fields
 
@@ -18,9 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _, path = find_recipe(args.recipe)
-    text = path.read_text()
-    print(f"# {path}\n{text.rstrip()}\n")
-    strategy = (read_yaml(text) or {}).get("strategy") or {}
+    raw, _ = read_recipe_file(path)  # same YAML checks as train: errors name file:line
+    print(f"# {path}\n{path.read_text().rstrip()}\n")
+    strategy = raw.get("strategy") or {}
     name = strategy if isinstance(strategy, str) else strategy.get("name")
     if name:
         cls = get_strategy(name)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import yaml
 
@@ -17,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..recipe import load_recipe
-    from ..trainer import load_data, sft_config
+    from ..trainer import check_eval, load_data, sft_config
 
     recipe = load_recipe(args.recipe, args.overrides)
     fmt = "messages"
@@ -25,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
         train_rows, eval_rows, fmt = load_data(recipe)
         print(f"data: {len(train_rows)} training rows ({fmt})"
               + (f", {len(eval_rows)} held-out rows" if eval_rows else ""))
-    sft_config(recipe, __import__("pathlib").Path(recipe.output_dir) / "checkpoints", fmt)
+        check_eval(recipe, fmt)
+    sft_config(recipe, Path(recipe.output_dir) / "checkpoints", fmt)
     print(yaml.safe_dump(recipe.to_dict(), sort_keys=False).rstrip())
     print(f"ok: {recipe.source} is valid")
     return 0

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from ..errors import UserError
 from ..typed import build
@@ -50,7 +50,8 @@ class Strategy:
         self.opts = opts
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], where: Any = lambda key: "") -> Strategy:
+    def from_dict(cls, values: dict[str, Any],
+                  where: Callable[[str], str] = lambda key: "") -> Strategy:
         return cls(build(cls.Options, values, "strategy", where))
 
     def preflight(self) -> None:

@@ -9,6 +9,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from ..errors import UserError
 from .base import Options, Prepared, Strategy
 
 
@@ -37,9 +38,14 @@ class FullStrategy(Strategy):
         state = {}
         for shard in sorted(out.glob("*.safetensors")):
             state.update(load_file(str(shard)))
-        # strict=False: tied heads are saved once; load_state_dict fills the shared tensor.
+        if not state:
+            raise UserError(f"{out}: no .safetensors weights; the run did not finish saving")
+        # strict=False: a tied head is saved once, under the embedding's name.
         missing, unexpected = base.load_state_dict(state, strict=False)
-        if unexpected:
-            from ..errors import UserError
-            raise UserError(f"{out}: weights '{unexpected[0]}' do not fit the base model")
+        tied = {n for n, p in base.named_parameters(remove_duplicate=False)} - \
+            {n for n, _ in base.named_parameters()}
+        missing = [k for k in missing if k not in tied]
+        if unexpected or missing:
+            what = f"'{unexpected[0]}' does not fit" if unexpected else f"'{missing[0]}' is missing for"
+            raise UserError(f"{out}: weight {what} the base model; was the run trained on another model?")
         return base

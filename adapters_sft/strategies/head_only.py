@@ -7,10 +7,9 @@ model's outputs unchanged, and train that copy alone. Only the head is saved.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
-
-import dataclasses
 
 from .base import Options, Prepared, Strategy, freeze_all, load_saved, save_trainable
 

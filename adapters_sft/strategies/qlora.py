@@ -12,6 +12,7 @@ repacking off on every 4-bit layer right after loading.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
@@ -91,7 +92,7 @@ class QLoraStrategy(LoraStrategy):
             if p.requires_grad and p.dtype != dtype:
                 p.data = p.data.to(dtype)
 
-    def load_trained(self, base: Any, out: Any) -> Any:
+    def load_trained(self, base: Any, out: Path) -> Any:
         disable_cpu_inference_repack(base)
         return super().load_trained(base, out)
 
