@@ -8,7 +8,6 @@ Defaults we choose over TRL's (a recipe's `training:` keys override them):
   gradient_checkpointing  off on CPU: it trades compute for memory, and small CPU runs are
                           compute-bound (TRL turns it on everywhere)
   bf16                    only on a CUDA GPU that supports it (TRL asks for it everywhere)
-  report_to               none (no tracker is contacted unless asked)
   logging_steps           5, so short runs still log
   save_strategy           no: a Trainer checkpoint holds the whole model and optimizer state,
                           which would defeat strategies that save only what they train; set
@@ -65,7 +64,7 @@ def sft_config(recipe: Recipe, output_dir: Path, fmt: str) -> Any:
     cuda = torch.cuda.is_available()
     values: dict[str, Any] = {
         "gradient_checkpointing": cuda, "bf16": cuda and torch.cuda.is_bf16_supported(),
-        "report_to": "none", "logging_steps": 5, "save_strategy": "no", "save_total_limit": 2,
+        "logging_steps": 5, "save_strategy": "no", "save_total_limit": 2,
         "dataloader_pin_memory": cuda, "disable_tqdm": False, **recipe.training,
         "output_dir": str(output_dir), "seed": recipe.seed, "max_length": recipe.data.max_length,
         "assistant_only_loss": fmt == "messages" and not recipe.data.train_on_prompt,

@@ -4,7 +4,8 @@ Method. The same training run is done two ways, alternating A, B, A, B, ... for 
 repetitions of --steps optimizer steps each, in one process (same torch threads):
   A  adapters-sft: the recipe `smollm2-135m/lora` with overrides that pin every setting, built
      by `adapters_sft.trainer.build_trainer` (the code path `train()` uses, with the same
-     metrics.jsonl callback) and trained with `trainer.train()`;
+     metrics.jsonl callback, whose on_log runs after on_step_end: its cost is in "train s",
+     not in the step times) and trained with `trainer.train()`;
   B  plain TRL: from_pretrained + LoraConfig + SFTConfig + SFTTrainer, written out below.
 Model (SmolLM2-135M-Instruct), data (builtin dates/train), LoRA (r=16, alpha=32, dropout 0.05,
 all-linear) and SFTConfig settings are identical; the script checks that the two SFTConfigs

@@ -94,3 +94,15 @@ def tiny_recipe(tmp_path: Path, tiny_model_dir: Path, tiny_data: dict[str, Path]
         return load_recipe(str(path), list(overrides))
 
     return make
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `gpu` need CUDA; skip them (visibly) where there is none, as in CI."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -74,3 +74,22 @@ def test_yaml_1_2_booleans_keep_no_and_off_as_strings(tmp_path):
     assert recipe.training == {"save_strategy": "no", "eval_strategy": "no", "report_to": "off"}
     assert recipe.overwrite is True
     sft_config(recipe, tmp_path, "messages")  # SFTConfig accepts them
+
+
+def test_exponent_floats_and_strategy_switch_from_the_command_line():
+    recipe = load_recipe("smollm2-135m/lora", ["training.learning_rate=1e-4", "strategy.name=adapter",
+                                               "strategy.kind=houlsby"])
+    assert recipe.training["learning_rate"] == 1e-4
+    assert (recipe.strategy.name, recipe.strategy.kind, recipe.strategy.reduction_factor) == ("adapter", "houlsby", 16)
+
+
+def test_strategy_shorthand_accepts_dotted_overrides(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("model: m\nstrategy: lora\ndata: {train: t.jsonl}\n")
+    assert load_recipe(str(path), ["strategy.r=4"]).strategy.r == 4
+
+
+@pytest.mark.parametrize("override", ["eval.limit=0", "eval.batch_size=0", "eval.max_new_tokens=-1"])
+def test_eval_counts_must_be_positive(override):
+    with pytest.raises(UserError, match=r"must be at least 1"):
+        load_recipe("smollm2-135m/lora", [override])

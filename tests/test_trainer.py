@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
+
+from adapters_sft.errors import UserError
 
 from adapters_sft.chat_template import has_markers, mark_chatml, renders_identically, training_template
 from adapters_sft.trainer import build_trainer, train
@@ -59,3 +62,42 @@ def test_overwrite_true_replaces_an_old_run_only_when_the_new_one_is_complete(ti
     second = train(tiny_recipe("head-only", "overwrite=true"), echo=lambda *_: None).run_dir
     assert second == first and not (second / "old-marker").exists()
     assert (second / "weights" / "trained.safetensors").is_file()
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_prompt_completion_trains_on_the_completion_and_is_scored(tiny_recipe, tmp_path):
+    rows = [{"prompt": f"what is {w}", "completion": f" {w} {w}"} for w in ("one", "two", "red", "cat")] * 4
+    train_file, eval_file = _write(tmp_path / "pc.jsonl", rows), _write(tmp_path / "pc_eval.jsonl", rows[:3])
+    recipe = tiny_recipe("lora", f"data.train={train_file}", f"data.eval={eval_file}",
+                         "eval.metric=exact_match", "eval.max_new_tokens=3")
+    trainer, _, (_, _, fmt) = build_trainer(recipe, tmp_path / "w")
+    assert fmt == "prompt-completion" and trainer.args.completion_only_loss
+    row = trainer.train_dataset[0]
+    assert 0 < sum(label != -100 for label in row["labels"]) < len(row["input_ids"])
+    result = train(recipe, echo=lambda *_: None)
+    assert result.scores["after"]["total"] == 3
+
+
+def test_text_data_trains_on_everything_and_refuses_exact_match(tiny_recipe, tmp_path):
+    text = _write(tmp_path / "t.jsonl", [{"text": "one two three four"}] * 8)
+    trainer, _, _ = build_trainer(tiny_recipe("lora", f"data.train={text}", "data.eval=null"), tmp_path / "w")
+    row = trainer.train_dataset[0]
+    assert all(label != -100 for label in row["labels"])
+    with pytest.raises(UserError, match=r"eval\.metric: exact_match needs a reference answer"):
+        train(tiny_recipe("lora", f"data.train={text}", f"data.eval={text}", "eval.metric=exact_match"))
+
+
+def test_train_on_prompt_needs_no_marked_template(tiny_recipe, tmp_path, tiny_model_dir, monkeypatch):
+    def no_marked_template(tokenizer):
+        raise UserError("model: no marked template")
+
+    monkeypatch.setattr("adapters_sft.chat_template.training_template", no_marked_template)
+    with pytest.raises(UserError, match="no marked template"):
+        build_trainer(tiny_recipe("lora"), tmp_path / "a")
+    trainer, _, _ = build_trainer(tiny_recipe("lora", "data.train_on_prompt=true"), tmp_path / "b")
+    row = trainer.train_dataset[0]
+    assert all(label != -100 for label in row["labels"])  # the prompt carries loss too

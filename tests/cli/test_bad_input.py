@@ -89,3 +89,25 @@ def test_existing_run_is_never_overwritten_silently(good, capsys, tmp_path):
     assert "already holds a run" in err and "overwrite=true" in err
     assert (run / "keep.txt").read_text() == "precious"
     assert not (tmp_path / ".run.partial").exists()
+
+
+def test_interrupted_training_keeps_the_old_run_and_leaves_no_partial(good, capsys, tmp_path, monkeypatch):
+    assert main(["train", str(good)]) == 0
+    old = (tmp_path / "run" / "recipe.yaml").read_text()
+
+    def interrupt(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("trl.SFTTrainer.train", interrupt)
+    assert main(["train", str(good), "overwrite=true", "strategy.r=4"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert (tmp_path / "run" / "recipe.yaml").read_text() == old
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run")]
+
+
+def test_overwrite_never_deletes_a_folder_that_is_not_a_run(good, capsys, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "thesis.tex").write_text("precious")
+    assert main(["train", str(good), "overwrite=true"]) == 2
+    assert "is not a run" in capsys.readouterr().err
+    assert (tmp_path / "run" / "thesis.tex").read_text() == "precious"

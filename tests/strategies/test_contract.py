@@ -21,8 +21,12 @@ CASES = {
 }
 
 
-def test_table_covers_every_builtin_strategy():
-    assert set(CASES) <= set(strategy_names())
+def test_table_covers_exactly_the_builtin_strategies():
+    from importlib import metadata
+
+    ours = {ep.name for ep in metadata.entry_points(group="adapters_sft.strategies")
+            if ep.dist and ep.dist.name.replace("_", "-") == "adapters-sft"}
+    assert set(CASES) == ours and ours <= set(strategy_names())
 
 
 def _ids() -> torch.Tensor:
@@ -62,3 +66,31 @@ def test_save_and_reload_reproduce_the_trained_logits(name, tiny_recipe):
     assert recipe.strategy.name == name
     assert tokenizer.chat_template and "generation" in tokenizer.chat_template
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    # only what trained was saved
+    trainable = {n for n, p in trained.named_parameters() if p.requires_grad}
+    saved = _saved_tensor_names(result.run_dir)
+    if name in ("head-only", "adapter"):
+        assert saved == trainable
+    elif name in ("lora", "qlora"):  # PEFT drops the adapter name from its keys
+        assert saved == {n.replace(".default", "") for n in trainable}
+    else:
+        assert len(saved) >= len(trainable) - 1  # full: all (a tied head is stored once)
+
+
+def _saved_tensor_names(run_dir) -> set[str]:
+    from safetensors import safe_open
+
+    names: set[str] = set()
+    for f in run_dir.glob("*/*.safetensors"):
+        if f.parent.name in ("adapter", "weights"):
+            with safe_open(str(f), "pt") as h:
+                names |= set(h.keys())
+    return names
+
+
+def test_seed_fixes_the_adapter_initialisation(tiny_recipe, tmp_path):
+    def lora_a() -> torch.Tensor:
+        trainer, _, _ = build_trainer(tiny_recipe("lora"), tmp_path / "w")
+        return next(p for n, p in trainer.model.named_parameters() if "lora_A" in n).detach().clone()
+
+    assert torch.equal(lora_a(), lora_a())

@@ -31,6 +31,9 @@ def test_lora_gradients_after_eval_match_dequantized_reference(bits, tiny_recipe
     model, tok = trainer.model, trainer.processing_class
     quant_cls = bnb.nn.Linear4bit if bits == 4 else bnb.nn.Linear8bitLt
     assert any(isinstance(m, quant_cls) for m in model.modules()), "base is not quantized"
+    # the trap only bites on AVX512-BF16 CPUs; the switch must be off wherever we run
+    assert all(not m.support_avx512bf16_for_cpu for m in model.modules()
+               if isinstance(m, bnb.nn.Linear4bit))
     lora = {n: p for n, p in model.named_parameters() if p.requires_grad}
     assert lora and all(p.dtype == torch.float32 for p in lora.values())
     with torch.no_grad():  # make B non-zero so every LoRA matrix gets a gradient
