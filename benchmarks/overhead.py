@@ -38,7 +38,7 @@ LORA = {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"}
 TRAINING = {"per_device_train_batch_size": 8, "learning_rate": 2e-3, "lr_scheduler_type": "cosine",
             "warmup_steps": 5, "logging_steps": 1, "gradient_checkpointing": False, "bf16": False,
             "report_to": "none", "save_strategy": "no", "save_total_limit": None,
-            "dataloader_pin_memory": False}
+            "dataloader_pin_memory": False, "disable_tqdm": False}
 MAX_LENGTH = 256
 PATH_FIELDS = {"output_dir", "logging_dir"}  # differ by design (two temp folders)
 
