@@ -18,8 +18,9 @@ def split_prompt_answer(row: dict[str, Any]) -> tuple[Any, str]:
 
 
 def generate(model: Any, tokenizer: Any, prompts: list[Any], max_new_tokens: int,
-             batch_size: int) -> list[str]:
-    """Greedy answers for chat (list of messages) or plain-text prompts, batched."""
+             batch_size: int, **sampling: Any) -> list[str]:
+    """Answers for chat (list of messages) or plain-text prompts, batched; greedy unless
+    `sampling` holds generate() knobs such as do_sample=True, temperature, top_p, top_k."""
     import torch
 
     old_side, tokenizer.padding_side = tokenizer.padding_side, "left"
@@ -38,8 +39,9 @@ def generate(model: Any, tokenizer: Any, prompts: list[Any], max_new_tokens: int
                             add_special_tokens=not isinstance(batch[0], list))
             enc = {k: v.to(next(model.parameters()).device) for k, v in enc.items()}
             with torch.no_grad():
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                     pad_token_id=tokenizer.pad_token_id)
+                out = model.generate(**enc, max_new_tokens=max_new_tokens,
+                                     pad_token_id=tokenizer.pad_token_id,
+                                     **({"do_sample": False} | sampling))
             answers += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     finally:
         tokenizer.padding_side = old_side

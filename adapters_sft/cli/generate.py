@@ -1,0 +1,97 @@
+"""`adapters-sft generate RUN_DIR|MODEL`: answer one prompt, or a JSONL file of prompts.
+
+A run directory is used as trained (adapter on its base, no merge needed) with the chat
+template saved at training time; a model folder, hub id or alias is used as it is.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="answer a prompt (or a JSONL file of prompts) with a run or model")
+    p.add_argument("model", help="run directory, or a model folder / hub id / alias")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--prompt", help="one user message")
+    src.add_argument("--input", type=Path, help='JSONL: {"prompt": ...} or {"messages": [...]} per line')
+    p.add_argument("--output", type=Path, help="JSONL to write (each input row plus 'answer')")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--temperature", type=float, help="sample instead of greedy decoding")
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--seed", type=int, default=42, help="for sampling")
+    p.set_defaults(run=run)
+
+
+def read_prompts(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"--input: cannot read '{path}': {exc}") from None
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}:{lineno}: invalid JSON ({exc.msg}); fix the line") from None
+        ok = isinstance(row, dict) and (isinstance(row.get("prompt"), str) or (
+            isinstance(row.get("messages"), list) and row["messages"]))
+        if not ok:
+            raise UserError(f"{path}:{lineno}: expected a 'prompt' string or a 'messages' list")
+        rows.append(row)
+    if not rows:
+        raise UserError(f"--input: '{path}' holds no prompts")
+    return rows
+
+
+def _load(ref: str) -> tuple[Any, Any]:
+    from ..models import load_model, load_tokenizer
+    from ..runs import load_run
+
+    if (Path(ref) / "recipe.yaml").is_file():
+        model, tokenizer, _ = load_run(ref)
+        return model, tokenizer
+    return load_model(ref, {}).eval(), load_tokenizer(ref)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .train import quiet_libraries
+
+    if args.output and args.output.exists() and not args.overwrite:
+        raise UserError(f"--output: '{args.output}' already exists; choose another path or add --overwrite")
+    if args.input and not args.output:
+        raise UserError("--output: needed with --input (where to write the answers)")
+    rows = read_prompts(args.input) if args.input else [{"prompt": args.prompt}]
+    quiet_libraries()
+    from transformers import set_seed
+
+    from ..evaluate import generate
+
+    model, tokenizer = _load(args.model)
+    chat = bool(tokenizer.chat_template)
+    prompts = [r["messages"] if "messages" in r else
+               ([{"role": "user", "content": r["prompt"]}] if chat else r["prompt"]) for r in rows]
+    sampling: dict[str, Any] = {}
+    if args.temperature is not None:
+        set_seed(args.seed)
+        sampling = {"do_sample": True, "temperature": args.temperature}
+        sampling |= {k: v for k, v in (("top_p", args.top_p), ("top_k", args.top_k)) if v is not None}
+    answers = generate(model, tokenizer, prompts, args.max_new_tokens, args.batch_size, **sampling)
+    if not args.output:
+        print(answers[0])
+        return 0
+    tmp = args.output.with_name(args.output.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r | {"answer": a}) + "\n" for r, a in zip(rows, answers)))
+    os.replace(tmp, args.output)
+    print(f"adapters-sft: wrote {len(answers)} answers to {args.output}")
+    return 0
