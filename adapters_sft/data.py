@@ -9,6 +9,7 @@ Bad lines are collected (the first few are reported together) as `file:line: wha
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +52,10 @@ def _row_problem(row: Any, fmt: str) -> str | None:
     return None
 
 
-def read_rows(path: Path, key: str, fmt: str = "auto") -> tuple[list[dict[str, Any]], str]:
-    """Every row of a JSONL file plus its format; raises UserError naming file:line."""
-    rows: list[dict[str, Any]] = []
-    problems: list[str] = []
+def iter_jsonl(path: Path, key: str) -> Iterator[tuple[int, Any, str | None]]:
+    """(line number, parsed value, None) for each non-blank line, or (line number, None,
+    'invalid JSON ...') for a line that does not parse, so callers choose whether to collect
+    problems or stop at the first. An unreadable or non-UTF-8 file is a UserError."""
     try:
         handle = open(path, encoding="utf-8")
     except OSError as exc:
@@ -65,26 +66,35 @@ def read_rows(path: Path, key: str, fmt: str = "auto") -> tuple[list[dict[str, A
                 if not line.strip():
                     continue
                 try:
-                    row = json.loads(line)
+                    yield lineno, json.loads(line), None
                 except json.JSONDecodeError as exc:
-                    problems.append(f"{path}:{lineno}: invalid JSON ({exc.msg} at column {exc.colno})")
-                    continue
-                if fmt == "auto" and isinstance(row, dict):
-                    fmt = detect_format(row) or "auto"
-                    if fmt == "auto":
-                        problems.append(f"{path}:{lineno}: cannot tell the format from fields "
-                                        f"{sorted(row)}; expected 'messages', 'prompt'+'completion' "
-                                        "or 'text' (or set data.format)")
-                        break
-                problem = _row_problem(row, fmt if fmt != "auto" else "text")
-                if problem:
-                    problems.append(f"{path}:{lineno}: {problem}")
-                else:
-                    rows.append(row)
-                if len(problems) >= _MAX_REPORTED:
-                    break
+                    yield lineno, None, f"invalid JSON ({exc.msg} at column {exc.colno})"
         except UnicodeDecodeError as exc:
             raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+
+
+def read_rows(path: Path, key: str, fmt: str = "auto") -> tuple[list[dict[str, Any]], str]:
+    """Every row of a JSONL file plus its format; raises UserError naming file:line."""
+    rows: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for lineno, row, bad_json in iter_jsonl(path, key):
+        if bad_json:
+            problems.append(f"{path}:{lineno}: {bad_json}")
+            continue
+        if fmt == "auto" and isinstance(row, dict):
+            fmt = detect_format(row) or "auto"
+            if fmt == "auto":
+                problems.append(f"{path}:{lineno}: cannot tell the format from fields "
+                                f"{sorted(row)}; expected 'messages', 'prompt'+'completion' "
+                                "or 'text' (or set data.format)")
+                break
+        problem = _row_problem(row, fmt if fmt != "auto" else "text")
+        if problem:
+            problems.append(f"{path}:{lineno}: {problem}")
+        else:
+            rows.append(row)
+        if len(problems) >= _MAX_REPORTED:
+            break
     if problems:
         more = " (and possibly more)" if len(problems) >= _MAX_REPORTED else ""
         raise UserError("; ".join(problems) + more + "; fix or remove these lines")

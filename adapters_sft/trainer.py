@@ -61,7 +61,7 @@ def sft_config(recipe: Recipe, output_dir: Path, fmt: str) -> Any:
             check_type(value, hints[key], f"training.{key}", recipe.where)
     import torch
 
-    cuda = torch.cuda.is_available()
+    cuda = _cuda()
     values: dict[str, Any] = {
         "gradient_checkpointing": cuda, "bf16": cuda and torch.cuda.is_bf16_supported(),
         "logging_steps": 5, "save_strategy": "no", "save_total_limit": 2,
@@ -100,14 +100,15 @@ def build_strategy(recipe: Recipe) -> Strategy:
 def model_load_kwargs(recipe: Recipe, strategy: Any) -> dict[str, Any]:
     import torch
 
+    cuda = _cuda()
     kwargs: dict[str, Any] = {}
     if recipe.dtype != "auto":
         kwargs["dtype"] = getattr(torch, recipe.dtype)
-    elif _cuda():
+    elif cuda:
         kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     else:
         kwargs["dtype"] = torch.float32
-    if _cuda():
+    if cuda:
         kwargs["device_map"] = {"": 0}
     kwargs.update(strategy.load_options())
     return kwargs

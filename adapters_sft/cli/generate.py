@@ -32,18 +32,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def read_prompts(path: Path) -> list[dict[str, Any]]:
+    from ..data import iter_jsonl
+
     rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"--input: cannot read '{path}': {exc}") from None
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{lineno}: invalid JSON ({exc.msg}); fix the line") from None
+    for lineno, row, bad_json in iter_jsonl(path, "--input"):
+        if bad_json:
+            raise UserError(f"{path}:{lineno}: {bad_json}; fix the line")
         ok = isinstance(row, dict) and (isinstance(row.get("prompt"), str) or (
             isinstance(row.get("messages"), list) and row["messages"]))
         if not ok:
