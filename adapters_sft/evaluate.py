@@ -14,6 +14,8 @@ def split_prompt_answer(row: dict[str, Any]) -> tuple[Any, str]:
         msgs = row["messages"]
         last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
         return msgs[:last], msgs[last]["content"]
+    if isinstance(row["completion"], list):  # conversational prompt-completion
+        return row["prompt"], row["completion"][-1]["content"]
     return row["prompt"], row["completion"]
 
 

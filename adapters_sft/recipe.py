@@ -17,8 +17,9 @@ import yaml
 
 from .errors import UserError, did_you_mean
 from .typed import build, check_type, option
+from .data.formats import FORMATS as DATA_FORMATS
+from .data.templates import NAMED as TEMPLATES
 
-BUILTIN_DATA = "builtin:"
 
 
 class _Loader(yaml.SafeLoader):
@@ -44,18 +45,33 @@ def read_yaml(text: str) -> Any:
 
 @dataclasses.dataclass
 class DataSection:
-    train: str = option("", "training data: a JSONL file, or builtin:NAME for bundled data")
+    train: str = option("", "training data: a .jsonl/.json/.csv/.parquet file, a folder of them, "
+                            "builtin:NAME (bundled) or hub:ID[:CONFIG][@SPLIT]")
     eval: str | None = option(None, "held-out data, same forms as train")
-    format: str = option("auto", "auto, messages, prompt-completion or text")
+    val_size: float | None = option(None, "carve a seeded held-out split from train when eval is "
+                                          "not given: a fraction (0.1) or a row count (50)")
+    format: str = option("auto", "auto, " + ", ".join(DATA_FORMATS))
+    columns: dict = option({}, "rename your columns to the expected ones, e.g. {question: prompt}")
+    template: str = option("auto", "chat template: auto (the model's own), none (plain text), or "
+                                   "by name: " + ", ".join(TEMPLATES))
     max_length: int | None = option(512, "truncate tokenized rows to this many tokens")
     train_on_prompt: bool = option(False, "also put loss on prompt / user tokens")
 
     def __post_init__(self) -> None:
         if not self.train:
-            raise UserError("data.train: missing; point it at a JSONL file (data.train=PATH)")
-        if self.format not in ("auto", "messages", "prompt-completion", "text"):
-            raise UserError(f"data.format: must be auto, messages, prompt-completion or text, "
+            raise UserError("data.train: missing; point it at a data file (data.train=PATH)")
+        if self.format not in ("auto", *DATA_FORMATS):
+            raise UserError(f"data.format: must be auto or one of {', '.join(DATA_FORMATS)}, "
                             f"got '{self.format}'")
+        if self.template not in ("auto", "none", *TEMPLATES):
+            raise UserError(f"data.template: must be auto, none or one of {', '.join(TEMPLATES)}, "
+                            f"got '{self.template}'{did_you_mean(self.template, TEMPLATES)}")
+        if self.val_size is not None and self.eval:
+            raise UserError("data.val_size: set only when data.eval is empty (it carves held-out "
+                            "rows from data.train); remove one of them")
+        for theirs, ours in self.columns.items():
+            if not isinstance(theirs, str) or not isinstance(ours, str):
+                raise UserError(f"data.columns: map column names to names, got {theirs!r}: {ours!r}")
 
 
 @dataclasses.dataclass
@@ -240,21 +256,3 @@ def _validate(raw: dict[str, Any], name: str, path: Path, where: Callable[[str],
     recipe.where = where  # later checks (training keys against SFTConfig) name file:line too
     recipe.output_dir = recipe.output_dir or str(Path("runs") / name)
     return recipe
-
-
-def resolve_data_path(ref: str, key: str) -> Path:
-    """A data reference as a file path; `builtin:NAME` points into the package's datasets/."""
-    if ref.startswith(BUILTIN_DATA):
-        rel = ref[len(BUILTIN_DATA):]
-        root = Path(str(importlib.resources.files("adapters_sft.datasets")))
-        path = root / f"{rel}.jsonl"
-        if not path.is_file():
-            known = sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.jsonl"))
-            raise UserError(f"{key}: no bundled dataset '{rel}'{did_you_mean(rel, known)}; "
-                            f"bundled: {', '.join(known)}")
-        return path
-    path = Path(ref).expanduser()
-    if not path.is_file():
-        raise UserError(f"{key}: file '{ref}' not found; check the path (relative paths start "
-                        "from the current directory)")
-    return path

@@ -23,19 +23,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import UserError, did_you_mean
-from .recipe import Recipe, resolve_data_path
+from .recipe import Recipe
 from .typed import check_type
 
 if TYPE_CHECKING:
+    from .data import Splits
+    from .data.tokenize import Prepared
     from .strategies.base import Strategy
 
 # Keys the run owns; setting them under training: would split the truth in two.
 _OWNED = {"output_dir": "output_dir", "seed": "seed", "max_length": "data.max_length",
           "assistant_only_loss": "data.train_on_prompt", "completion_only_loss": "data.train_on_prompt"}
-
-
-# (train rows, held-out rows or None, format name)
-Data = tuple[list[dict[str, Any]], list[dict[str, Any]] | None, str]
 
 
 def _cuda() -> bool:
@@ -44,8 +42,10 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def sft_config(recipe: Recipe, output_dir: Path, fmt: str) -> Any:
-    """`SFTConfig` from the recipe; unknown or mistyped `training.*` keys are UserErrors."""
+def sft_config(recipe: Recipe, output_dir: Path) -> Any:
+    """`SFTConfig` from the recipe; unknown or mistyped `training.*` keys are UserErrors.
+    The loss masks (assistant-only, completion-only) are applied when data/tokenize.py runs
+    TRL's preparation before the model loads, so the trainer gets labels and both are off."""
     from trl import SFTConfig
 
     fields = {f.name: f for f in dataclasses.fields(SFTConfig) if f.init}
@@ -67,8 +67,7 @@ def sft_config(recipe: Recipe, output_dir: Path, fmt: str) -> Any:
         "logging_steps": 5, "save_strategy": "no", "save_total_limit": 2,
         "dataloader_pin_memory": cuda, "disable_tqdm": False, **recipe.training,
         "output_dir": str(output_dir), "seed": recipe.seed, "max_length": recipe.data.max_length,
-        "assistant_only_loss": fmt == "messages" and not recipe.data.train_on_prompt,
-        "completion_only_loss": fmt == "prompt-completion" and not recipe.data.train_on_prompt,
+        "assistant_only_loss": False, "completion_only_loss": False,
     }
     try:
         return SFTConfig(**values)
@@ -79,16 +78,25 @@ def sft_config(recipe: Recipe, output_dir: Path, fmt: str) -> Any:
                         f"({keys}): {reason}") from None
 
 
-def load_data(recipe: Recipe) -> Data:
-    from .data import read_rows
+def load_data(recipe: Recipe) -> Splits:
+    from .data import load_splits
 
-    def read(key: str, ref: str, fmt: str) -> tuple[list[dict[str, Any]], str]:
-        located = recipe.where(key) + key
-        return read_rows(resolve_data_path(ref, located), located, fmt)
+    return load_splits(recipe)
 
-    train_rows, fmt = read("data.train", recipe.data.train, recipe.data.format)
-    eval_rows = read("data.eval", recipe.data.eval, fmt)[0] if recipe.data.eval else None
-    return train_rows, eval_rows, fmt
+
+def prepare_data(recipe: Recipe, splits: Splits) -> Prepared:
+    """Tokenizer and tokenized splits; the pre-flight problems are a UserError. No weights load."""
+    from .data.tokenize import prepare
+
+    if splits.kind == "classification":
+        raise UserError(f"{recipe.where('data.train')}data.train: holds classification rows "
+                        "(text, label), which train a classification head, not a generative "
+                        "model; use messages, prompt-completion or text data with this recipe")
+    prepared = prepare(recipe, splits, sft_config(recipe, Path(recipe.output_dir) / "checkpoints"))
+    if prepared.report.fatal:
+        raise UserError("data: " + "; ".join(prepared.report.fatal)
+                        + "; run `adapters-sft check` on the recipe for the full report")
+    return prepared
 
 
 def build_strategy(recipe: Recipe) -> Strategy:
@@ -115,31 +123,32 @@ def model_load_kwargs(recipe: Recipe, strategy: Any) -> dict[str, Any]:
 
 
 def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = None,
-                  data: Data | None = None) -> tuple[Any, Any, Any]:
-    """(trainer, strategy, data) ready to train; nothing is written outside `work_dir`.
-    `data` is what `load_data(recipe)` returned, when the caller has already read it."""
+                  data: tuple[Splits, Prepared] | None = None) -> tuple[Any, Any, Splits]:
+    """(trainer, strategy, splits) ready to train; nothing is written outside `work_dir`.
+    `data` is what `load_data` and `prepare_data` returned, when the caller has them."""
     from transformers import set_seed
     from trl import SFTTrainer
 
-    from .chat_template import training_template
-    from .data import to_dataset
-    from .models import load_model, load_tokenizer
+    from .models import load_model
 
     strategy = build_strategy(recipe)
-    train_rows, eval_rows, fmt = data or load_data(recipe)
-    args = sft_config(recipe, work_dir / "checkpoints", fmt)
-    tokenizer = load_tokenizer(recipe.model, recipe.trust_remote_code)
-    if fmt == "messages" and not recipe.data.train_on_prompt:
-        tokenizer.chat_template = training_template(tokenizer)
+    if data is None:
+        splits = load_data(recipe)
+        data = splits, prepare_data(recipe, splits)
+    splits, prepared = data
+    tokenizer = prepared.tokenizer
+    args = sft_config(recipe, work_dir / "checkpoints")
+    if tokenizer.eos_token != args.eos_token and recipe.data.template not in ("auto", "none"):
+        # a named template's end-of-turn became the EOS; TRL puts it in the generation config too
+        args = dataclasses.replace(args, eos_token=tokenizer.eos_token)
     model = load_model(recipe.model, model_load_kwargs(recipe, strategy), recipe.trust_remote_code)
     set_seed(recipe.seed)  # adapters are initialised in prepare(), before SFTTrainer seeds
-    prepared = strategy.prepare(model)
+    ready = strategy.prepare(model)
     trainer = SFTTrainer(
-        model=prepared.model, args=args, train_dataset=to_dataset(train_rows, fmt),
-        eval_dataset=to_dataset(eval_rows, fmt) if eval_rows else None,
-        processing_class=tokenizer, peft_config=prepared.peft_config, callbacks=callbacks or [])
+        model=ready.model, args=args, train_dataset=prepared.train, eval_dataset=prepared.eval,
+        processing_class=tokenizer, peft_config=ready.peft_config, callbacks=callbacks or [])
     strategy.after_trainer(trainer)
-    return trainer, strategy, (train_rows, eval_rows, fmt)
+    return trainer, strategy, splits
 
 
 @dataclasses.dataclass
@@ -156,14 +165,17 @@ def train(recipe: Recipe, echo: Callable[[str], Any] = print) -> RunResult:
     out = Path(recipe.output_dir)
     rundir.check_target(out, recipe.overwrite)
     # Cheap checks first: strategy, data and training keys fail before any model loads.
-    data = load_data(recipe)
-    sft_config(recipe, out / "checkpoints", data[2])
+    splits = load_data(recipe)
+    sft_config(recipe, out / "checkpoints")
     build_strategy(recipe).preflight()
-    check_eval(recipe, data[2])
+    check_eval(recipe, splits.kind)
+    prepared = prepare_data(recipe, splits)
+    for warning in prepared.report.warnings:
+        echo(f"warning: {warning}")
     echo(f"training '{recipe.name}' with strategy '{recipe.strategy.name}' on {recipe.model} -> {out}")
     work = rundir.staging_dir(out)
     try:
-        trainer, scores = _train_in(recipe, work, echo, data)
+        trainer, scores = _train_in(recipe, work, echo, (splits, prepared))
         rundir.commit(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)  # a failed run leaves nothing behind
@@ -176,19 +188,26 @@ def check_eval(recipe: Recipe, fmt: str) -> None:
     if recipe.eval.metric == "none":
         return
     at = recipe.where("eval.metric")
-    if not recipe.data.eval:
-        raise UserError(f"{at}eval.metric: needs held-out data; set data.eval=PATH or eval.metric=none")
-    if fmt == "text":
+    if not recipe.data.eval and recipe.data.val_size is None:
+        raise UserError(f"{at}eval.metric: needs held-out data; set data.eval=PATH, data.val_size "
+                        "or eval.metric=none")
+    if fmt in ("text", "classification"):
         raise UserError(f"{at}eval.metric: exact_match needs a reference answer, which text data "
                         "has not; use messages or prompt-completion data, or eval.metric=none")
 
 
-def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any], data: Data) -> tuple[Any, dict[str, Any]]:
+def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
+              data: tuple[Splits, Prepared]) -> tuple[Any, dict[str, Any]]:
     from . import evaluate, rundir
 
     out = Path(recipe.output_dir)
     metrics = rundir.MetricsWriter(work / "metrics.jsonl")
-    trainer, strategy, (_, eval_rows, _) = build_trainer(recipe, work, [metrics.as_callback()], data)
+    trainer, strategy, splits = build_trainer(recipe, work, [metrics.as_callback()], data)
+    eval_rows = splits.eval.rows if splits.eval else []
+    if data[1].chat:  # held-out prompts go through the template exactly as training rows did
+        from .data.tokenize import as_chat
+
+        eval_rows = as_chat(eval_rows)
     tokenizer = trainer.processing_class
     scores: dict[str, Any] = {}
 

@@ -88,7 +88,7 @@ def plain_trl_trainer(steps: int, work: Path, timer: Any, **changes: Any) -> Any
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from adapters_sft.chat_template import training_template
+    from adapters_sft.data.templates import training_template
     from adapters_sft.models import resolve_model
     from adapters_sft.recipe import resolve_data_path
 

@@ -9,7 +9,7 @@ import yaml
 
 from adapters_sft.errors import UserError
 
-from adapters_sft.chat_template import has_markers, mark_chatml, renders_identically, training_template
+from adapters_sft.data.templates import has_markers, mark_chatml, renders_identically, training_template
 from adapters_sft.trainer import build_trainer, train
 
 from .conftest import SMOLLM2_TEMPLATE, make_tokenizer
@@ -74,10 +74,13 @@ def test_prompt_completion_trains_on_the_completion_and_is_scored(tiny_recipe, t
     train_file, eval_file = _write(tmp_path / "pc.jsonl", rows), _write(tmp_path / "pc_eval.jsonl", rows[:3])
     recipe = tiny_recipe("lora", f"data.train={train_file}", f"data.eval={eval_file}",
                          "eval.metric=exact_match", "eval.max_new_tokens=3")
-    trainer, _, (_, _, fmt) = build_trainer(recipe, tmp_path / "w")
-    assert fmt == "prompt-completion" and trainer.args.completion_only_loss
+    trainer, _, splits = build_trainer(recipe, tmp_path / "w")
+    assert splits.kind == "prompt-completion"
     row = trainer.train_dataset[0]
-    assert 0 < sum(label != -100 for label in row["labels"]) < len(row["input_ids"])
+    # the tokenizer has a chat template, so the prompt is rendered as a user turn and only
+    # the completion (answer + end of turn) carries loss
+    trained = [t for t, label in zip(row["input_ids"], row["labels"]) if label != -100]
+    assert trainer.processing_class.convert_ids_to_tokens(trained) == [" ", "one", " ", "one", "<|im_end|>"]
     result = train(recipe, echo=lambda *_: None)
     assert result.scores["after"]["total"] == 3
 
@@ -95,7 +98,7 @@ def test_train_on_prompt_needs_no_marked_template(tiny_recipe, tmp_path, tiny_mo
     def no_marked_template(tokenizer):
         raise UserError("model: no marked template")
 
-    monkeypatch.setattr("adapters_sft.chat_template.training_template", no_marked_template)
+    monkeypatch.setattr("adapters_sft.data.templates.training_template", no_marked_template)
     with pytest.raises(UserError, match="no marked template"):
         build_trainer(tiny_recipe("lora"), tmp_path / "a")
     trainer, _, _ = build_trainer(tiny_recipe("lora", "data.train_on_prompt=true"), tmp_path / "b")

@@ -13,9 +13,9 @@ import sys
 import warnings
 
 from ..errors import UserError
-from . import cp, generate, ls, show, train, validate
+from . import check, cp, generate, ls, show, train, validate
 
-VERBS = (ls, show, cp, validate, train, generate)
+VERBS = (ls, show, cp, validate, check, train, generate)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,13 +21,12 @@ def run(args: argparse.Namespace) -> int:
     from ..trainer import check_eval, load_data, sft_config
 
     recipe = load_recipe(args.recipe, args.overrides)
-    fmt = "messages"
     if not args.no_data:
-        train_rows, eval_rows, fmt = load_data(recipe)
-        print(f"data: {len(train_rows)} training rows ({fmt})"
-              + (f", {len(eval_rows)} held-out rows" if eval_rows else ""))
-        check_eval(recipe, fmt)
-    sft_config(recipe, Path(recipe.output_dir) / "checkpoints", fmt)
+        splits = load_data(recipe)
+        print(f"data: {len(splits.train.rows)} training rows ({splits.format})"
+              + (f", {len(splits.eval.rows)} held-out rows" if splits.eval else ""))
+        check_eval(recipe, splits.kind)
+    sft_config(recipe, Path(recipe.output_dir) / "checkpoints")
     print(yaml.safe_dump(recipe.to_dict(), sort_keys=False).rstrip())
     print(f"ok: {recipe.source} is valid")
     return 0

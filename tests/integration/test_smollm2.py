@@ -18,7 +18,7 @@ ARTIFACT = {"head-only": "weights", "full": "weights", "lora": "adapter", "qlora
 
 
 def test_marked_template_is_byte_identical_for_the_real_tokenizer():
-    from adapters_sft.chat_template import renders_identically, training_template
+    from adapters_sft.data.templates import renders_identically, training_template
     from adapters_sft.models import load_tokenizer
 
     tok = load_tokenizer("smollm2-135m-instruct")

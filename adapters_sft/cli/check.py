@@ -1,0 +1,38 @@
+"""`adapters-sft check NAME|PATH [k=v ...]`: the data pre-flight, with the tokenizer only.
+
+Prints rows per split, token lengths, what truncation would cut, one example with its trained
+tokens marked, and the problems that would stop `train` (exit status 2 when there are any).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="pre-flight the data: lengths, loss masks, EOS, problems")
+    p.add_argument("recipe", help="recipe name (see ls) or path to a YAML file")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. data.train=my.jsonl")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="highlight trained tokens in colour (auto: when printing to a terminal)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data import load_splits
+    from ..data.tokenize import prepare
+    from ..errors import UserError
+    from ..recipe import load_recipe
+    from ..trainer import sft_config
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    splits = load_splits(recipe)
+    report = prepare(recipe, splits, sft_config(recipe, Path(recipe.output_dir) / "checkpoints")).report
+    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+    print(f"check {recipe.name}: model {recipe.model}")
+    print(report.render(color))
+    if report.fatal:
+        raise UserError(f"data: {len(report.fatal)} problem(s) found (listed above); the first: "
+                        f"{report.fatal[0]}")
+    return 0

@@ -1,0 +1,166 @@
+"""Dataset formats: detect one from a row, validate each row, normalise it to TRL's formats.
+
+  messages           {"messages": [{"role": "user", "content": ...}, {"role": "assistant", ...}]}
+  sharegpt           {"conversations": [{"from": "human", "value": ...}, {"from": "gpt", ...}]}
+  alpaca             {"instruction": ..., "input": ... (optional), "output": ..., "system": ... (optional)}
+  prompt-completion  {"prompt": ..., "completion": ...}  (two strings, or two lists of messages)
+  text               {"text": ...}
+  classification     {"text": ..., "label": ...}
+
+Normalised kinds (what TRL reads): sharegpt and alpaca become `messages`; the others keep
+their shape. A problem is raised as `RowProblem("what is wrong with which field")`; the
+loader adds the file:line.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+FORMATS = ("messages", "sharegpt", "alpaca", "prompt-completion", "text", "classification")
+ROLES = ("system", "user", "assistant")
+SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
+                  "assistant": "assistant"}
+
+
+class RowProblem(ValueError):
+    """One row does not fit its format; the message names the field."""
+
+
+def detect(row: Any) -> str | None:
+    if not isinstance(row, dict):
+        return None
+    if "messages" in row:
+        return "messages"
+    if "conversations" in row:
+        return "sharegpt"
+    if "instruction" in row or "output" in row:
+        return "alpaca"
+    if "prompt" in row or "completion" in row:
+        return "prompt-completion"
+    if "text" in row and "label" in row:
+        return "classification"
+    if "text" in row:
+        return "text"
+    return None
+
+
+def kind_of(fmt: str) -> str:
+    """The TRL-side shape a format is normalised to."""
+    return {"sharegpt": "messages", "alpaca": "messages"}.get(fmt, fmt)
+
+
+def normalise(row: Any, fmt: str) -> dict[str, Any]:
+    """The row in its normalised kind, or RowProblem."""
+    if not isinstance(row, dict):
+        raise RowProblem(f"expected a JSON object (one record), got {type(row).__name__}")
+    seen = detect(row)
+    try:
+        return _NORMALISE[fmt](row)
+    except RowProblem as exc:
+        if seen and seen != fmt:  # a row of another format in the middle of this one
+            raise RowProblem(f"mixed formats: this row is {seen} but earlier rows are {fmt}; "
+                             "keep one format per file (or set data.format)") from None
+        raise exc
+
+
+def _string(row: dict[str, Any], field: str, *, empty_ok: bool = False, label: str | None = None) -> str:
+    name = label or f"field '{field}'"
+    if field not in row:
+        raise RowProblem(f"missing {name}")
+    value = row[field]
+    if not isinstance(value, str):
+        raise RowProblem(f"{name} must be a string, got {type(value).__name__}")
+    if not empty_ok and not value.strip():
+        raise RowProblem(f"{name} is empty")
+    return value
+
+
+def _conversation(msgs: Any, field: str) -> list[dict[str, str]]:
+    """Checks shared by every conversational format (already in role/content form)."""
+    if not isinstance(msgs, list) or not msgs:
+        raise RowProblem(f"field '{field}' must be a non-empty list of messages")
+    start = 1 if msgs[0]["role"] == "system" else 0
+    for i, m in enumerate(msgs):
+        if m["role"] == "system" and i > 0:
+            raise RowProblem(f"{field}[{i}]: a system message may only come first")
+        if not m["content"].strip():
+            raise RowProblem(f"{field}[{i}].content: empty {m['role']} turn; remove the turn or fill it")
+    if start < len(msgs) and msgs[start]["role"] == "assistant":
+        raise RowProblem(f"{field}[{start}]: the conversation starts with an assistant turn; "
+                         "it must start with a user turn (after an optional system message)")
+    if not any(m["role"] == "assistant" for m in msgs):
+        raise RowProblem(f"field '{field}' has no assistant turn, so nothing to learn from this row")
+    return msgs
+
+
+def _message(m: Any, field: str, i: int, role_key: str, content_key: str, roles: dict[str, str]) -> dict[str, str]:
+    if not isinstance(m, dict):
+        raise RowProblem(f"{field}[{i}] must be an object with '{role_key}' and '{content_key}'")
+    if role_key not in m:
+        raise RowProblem(f"{field}[{i}]: missing field '{role_key}'")
+    if m[role_key] not in roles:
+        raise RowProblem(f"{field}[{i}].{role_key} is {m[role_key]!r}; expected one of {', '.join(roles)}")
+    content = _string(m, content_key, empty_ok=True, label=f"{field}[{i}].{content_key}")
+    return {"role": roles[m[role_key]], "content": content}
+
+
+def _messages(row: dict[str, Any]) -> dict[str, Any]:
+    msgs = row.get("messages")
+    if not isinstance(msgs, list) or not msgs:
+        raise RowProblem("field 'messages' must be a non-empty list of {role, content} objects")
+    roles = {r: r for r in ROLES}
+    return {"messages": _conversation([_message(m, "messages", i, "role", "content", roles)
+                                       for i, m in enumerate(msgs)], "messages")}
+
+
+def _sharegpt(row: dict[str, Any]) -> dict[str, Any]:
+    msgs = row.get("conversations")
+    if not isinstance(msgs, list) or not msgs:
+        raise RowProblem("field 'conversations' must be a non-empty list of {from, value} objects")
+    # Some ShareGPT exports use role/content inside `conversations`; accept either spelling.
+    keys = ("role", "content") if isinstance(msgs[0], dict) and "role" in msgs[0] else ("from", "value")
+    out = [_message(m, "conversations", i, *keys, SHAREGPT_ROLES) for i, m in enumerate(msgs)]
+    return {"messages": _conversation(out, "conversations")}
+
+
+def _alpaca(row: dict[str, Any]) -> dict[str, Any]:
+    instruction = _string(row, "instruction")
+    extra = _string(row, "input", empty_ok=True) if row.get("input") is not None else ""
+    output = _string(row, "output")
+    user = f"{instruction}\n\n{extra}" if extra.strip() else instruction
+    msgs = [{"role": "user", "content": user}, {"role": "assistant", "content": output}]
+    if row.get("system") is not None and _string(row, "system", empty_ok=True).strip():
+        msgs.insert(0, {"role": "system", "content": row["system"]})
+    return {"messages": msgs}
+
+
+def _prompt_completion(row: dict[str, Any]) -> dict[str, Any]:
+    prompt, completion = row.get("prompt"), row.get("completion")
+    if isinstance(prompt, list) or isinstance(completion, list):  # conversational prompt-completion
+        roles = {r: r for r in ROLES}
+        for field, value in (("prompt", prompt), ("completion", completion)):
+            if not isinstance(value, list) or not value:
+                raise RowProblem(f"field '{field}' must be a non-empty list of messages like the other")
+        p = [_message(m, "prompt", i, "role", "content", roles) for i, m in enumerate(prompt)]
+        c = [_message(m, "completion", i, "role", "content", roles) for i, m in enumerate(completion)]
+        if any(m["role"] != "assistant" for m in c):
+            raise RowProblem("field 'completion' may hold assistant messages only")
+        _conversation(p + c, "prompt+completion")
+        return {"prompt": p, "completion": c}
+    return {"prompt": _string(row, "prompt"), "completion": _string(row, "completion")}
+
+
+def _text(row: dict[str, Any]) -> dict[str, Any]:
+    return {"text": _string(row, "text")}
+
+
+def _classification(row: dict[str, Any]) -> dict[str, Any]:
+    label = row.get("label")
+    if "label" not in row:
+        raise RowProblem("missing field 'label'")
+    if isinstance(label, bool) or not isinstance(label, (str, int)):
+        raise RowProblem(f"field 'label' must be a string or an integer, got {type(label).__name__} {label!r}")
+    return {"text": _string(row, "text"), "label": label}
+
+
+_NORMALISE = {"messages": _messages, "sharegpt": _sharegpt, "alpaca": _alpaca,
+              "prompt-completion": _prompt_completion, "text": _text, "classification": _classification}

@@ -1,0 +1,132 @@
+"""Read a recipe's data: every source, one format per split, normalised rows with their
+locations, an optional seeded validation split. Bad rows are collected (the first few are
+reported together, each as `file:line: field: what is wrong`) and nothing is trained.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from typing import TYPE_CHECKING, Any
+
+from ..errors import UserError
+from . import formats, sources
+
+if TYPE_CHECKING:
+    from ..recipe import Recipe
+
+MAX_REPORTED = 3
+
+
+@dataclasses.dataclass
+class Split:
+    rows: list[dict[str, Any]]  # normalised (see formats.py)
+    where: list[str]            # file:line of each row, for reports
+
+
+@dataclasses.dataclass
+class Splits:
+    train: Split
+    eval: Split | None
+    format: str    # the format the files are written in
+    kind: str      # what it was normalised to: messages, prompt-completion, text, classification
+    warnings: list[str]
+
+
+def read_split(ref: str, key: str, fmt: str = "auto", columns: dict[str, str] | None = None) -> tuple[Split, str]:
+    """All rows of one reference, normalised, plus the format they were read as."""
+    rows: list[dict[str, Any]] = []
+    where: list[str] = []
+    problems: list[str] = []
+    label_type: tuple[type, str] | None = None
+    for row in sources.read(ref, key):
+        if row.problem is None and columns and isinstance(row.value, dict):
+            row.value = {columns.get(k, k): v for k, v in row.value.items()}
+        if row.problem is None and fmt == "auto":
+            fmt = formats.detect(row.value) or "auto"
+            if fmt == "auto":
+                fields = sorted(row.value) if isinstance(row.value, dict) else type(row.value).__name__
+                problems.append(f"{row.where}: cannot tell the format from fields {fields}; expected "
+                                f"one of {', '.join(formats.FORMATS)} (see docs/data.md), or map "
+                                "your columns with data.columns")
+                break
+        try:
+            if row.problem:
+                raise formats.RowProblem(row.problem)
+            value = formats.normalise(row.value, fmt)
+            if fmt == "classification":  # one label type per dataset, or labels silently split
+                if label_type and type(value["label"]) is not label_type[0]:
+                    raise formats.RowProblem(
+                        f"field 'label' is a {type(value['label']).__name__} but {label_type[1]} has a "
+                        f"{label_type[0].__name__}; use one label type throughout")
+                label_type = label_type or (type(value["label"]), row.where)
+        except formats.RowProblem as exc:
+            problems.append(f"{row.where}: {_mapped(str(exc), columns)}")
+            if len(problems) >= MAX_REPORTED:
+                break
+            continue
+        rows.append(value)
+        where.append(row.where)
+    if problems:
+        more = " (and possibly more)" if len(problems) >= MAX_REPORTED else ""
+        raise UserError("; ".join(problems) + more + "; fix or remove these rows")
+    if not rows:
+        raise UserError(f"{key}: '{ref}' holds no rows; give a file with one example per line or record")
+    return Split(rows, where), fmt
+
+
+def _mapped(message: str, columns: dict[str, str] | None) -> str:
+    """Name the user's own column where data.columns renamed it."""
+    for theirs, ours in (columns or {}).items():
+        message = message.replace(f"field '{ours}'", f"field '{theirs}' (data.columns -> {ours})")
+    return message
+
+
+def carve(split: Split, val_size: float, seed: int, key: str) -> tuple[Split, Split]:
+    """A seeded (train, validation) split; `val_size` is a fraction (<1) or a row count."""
+    n = len(split.rows)
+    count = round(val_size * n) if val_size < 1 else int(val_size)
+    if val_size <= 0 or (val_size >= 1 and val_size != int(val_size)) or not 1 <= count < n:
+        raise UserError(f"{key}: {val_size} leaves no rows for one side ({n} rows in all); give a "
+                        "fraction between 0 and 1 or a whole count below the row count")
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    held = sorted(order[:count])
+    kept = sorted(order[count:])
+    pick = lambda idx: Split([split.rows[i] for i in idx], [split.where[i] for i in idx])  # noqa: E731
+    return pick(kept), pick(held)
+
+
+def duplicates(split: Split) -> str | None:
+    seen: dict[str, str] = {}
+    dups: list[tuple[str, str]] = []
+    for row, where in zip(split.rows, split.where):
+        key = json.dumps(row, sort_keys=True)
+        if key in seen:
+            dups.append((where, seen[key]))
+        else:
+            seen[key] = where
+    if not dups:
+        return None
+    first = ", ".join(f"{a} repeats {b}" for a, b in dups[:3])
+    return f"{len(dups)} duplicate row(s) ({first}); they weigh those examples more"
+
+
+def load_splits(recipe: Recipe) -> Splits:
+    """The recipe's train and eval data, read, validated and normalised."""
+    d = recipe.data
+
+    def located(key: str) -> str:
+        return recipe.where(key) + key
+
+    train, fmt = read_split(d.train, located("data.train"), d.format, d.columns)
+    held = None
+    if d.eval:
+        held, eval_fmt = read_split(d.eval, located("data.eval"), "auto", d.columns)
+        if formats.kind_of(eval_fmt) != formats.kind_of(fmt):
+            raise UserError(f"{located('data.eval')}: held-out rows are {eval_fmt} but training rows "
+                            f"are {fmt}; give both in the same kind of format")
+    elif d.val_size is not None:
+        train, held = carve(train, d.val_size, recipe.seed, located("data.val_size"))
+    warnings = [f"data.train: {w}" for w in [duplicates(train)] if w]
+    return Splits(train, held, fmt, formats.kind_of(fmt), warnings)

@@ -1,0 +1,182 @@
+"""Where rows come from: JSONL, JSON, CSV, Parquet, a folder of those, bundled data, or a hub
+dataset. Every row carries its location so a later problem can point at it: `file:line` for
+JSONL and CSV, `file: record N` for JSON, Parquet and hub rows.
+
+References (`data.train` / `data.eval`):
+  path/to/file.{jsonl,json,csv,parquet}   one file
+  path/to/folder                          every such file in it, sorted by name
+  builtin:NAME                            bundled data (adapters_sft/datasets/NAME.jsonl)
+  hub:ID[:CONFIG][@SPLIT]                 a hub dataset through `datasets` (split: train)
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib.resources
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError, did_you_mean
+
+BUILTIN = "builtin:"
+HUB = "hub:"
+SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+# One row above this is a mistake (a whole corpus on one line) far more often than a real
+# example, and training truncates to data.max_length tokens anyway.
+MAX_ROW_BYTES = 4 * 2**20
+
+
+@dataclasses.dataclass
+class Row:
+    where: str  # "file:line" or "file: record N"
+    value: Any  # the parsed record; None when `problem` says why it could not be read
+    problem: str | None = None
+
+
+def resolve(ref: str, key: str) -> list[Path]:
+    """The files a local or bundled reference names; UserError naming `key` if none."""
+    if ref.startswith(BUILTIN):
+        rel = ref[len(BUILTIN):]
+        root = Path(str(importlib.resources.files("adapters_sft.datasets")))
+        path = root / f"{rel}.jsonl"
+        if not path.is_file():
+            known = sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.jsonl"))
+            raise UserError(f"{key}: no bundled dataset '{rel}'{did_you_mean(rel, known)}; "
+                            f"bundled: {', '.join(known)}")
+        return [path]
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file()
+                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        if not files:
+            raise UserError(f"{key}: folder '{ref}' holds no {'/'.join(SUFFIXES)} files; "
+                            "point it at a data file or a folder of them")
+        return files
+    if not path.is_file():
+        raise UserError(f"{key}: file '{ref}' not found; check the path (relative paths start "
+                        "from the current directory), or use hub:ID for a hub dataset")
+    if path.suffix not in SUFFIXES:
+        raise UserError(f"{key}: '{ref}' is not a data file this tool reads; use "
+                        f"{', '.join(SUFFIXES)} (or a folder of them)")
+    return [path]
+
+
+def read(ref: str, key: str) -> Iterator[Row]:
+    """Every row a reference names, in order."""
+    if ref.startswith(HUB):
+        yield from _hub(ref, key)
+        return
+    for path in resolve(ref, key):
+        yield from {".jsonl": _jsonl, ".json": _json, ".csv": _csv, ".parquet": _parquet}[path.suffix](path, key)
+
+
+def iter_jsonl(path: Path, key: str) -> Iterator[tuple[int, Any, str | None]]:
+    """(line number, parsed value, None) for each non-blank line, or (line number, None,
+    'what is wrong') for a line that does not parse, so callers choose whether to collect
+    problems or stop at the first. An unreadable or non-UTF-8 file is a UserError."""
+    try:
+        handle = open(path, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{key}: cannot open '{path}': {exc.strerror}") from None
+    with handle:
+        lineno = 0
+        try:
+            for lineno, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                if len(line) > MAX_ROW_BYTES:
+                    yield lineno, None, (f"line is {len(line) / 2**20:.1f} MB, over the "
+                                         f"{MAX_ROW_BYTES // 2**20} MB limit for one row; split it into rows")
+                    continue
+                try:
+                    yield lineno, json.loads(line), None
+                except json.JSONDecodeError as exc:
+                    yield lineno, None, f"invalid JSON ({exc.msg} at column {exc.colno})"
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{path}:{lineno + 1}: not UTF-8 text (byte {exc.start} of the read "
+                            "block); save the file as UTF-8") from None
+
+
+def _jsonl(path: Path, key: str) -> Iterator[Row]:
+    for lineno, value, problem in iter_jsonl(path, key):
+        yield Row(f"{path}:{lineno}", value, problem)
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text; save the file as UTF-8") from None
+
+
+def _json(path: Path, key: str) -> Iterator[Row]:
+    try:
+        records = json.loads(_text(path))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno}); "
+                        "fix the file (a .json file holds one list of records)") from None
+    if not isinstance(records, list):
+        raise UserError(f"{path}: expected a JSON list of records, got a {type(records).__name__}; "
+                        "wrap the records in [...] or write one per line as .jsonl")
+    for i, value in enumerate(records, 1):
+        yield Row(f"{path}: record {i}", value)
+
+
+def _csv(path: Path, key: str) -> Iterator[Row]:
+    reader = csv.DictReader(_text(path).splitlines(keepends=True))
+    header = reader.fieldnames or []
+    if len(set(header)) != len(header) or any(not h for h in header):
+        raise UserError(f"{path}:1: the header has empty or repeated column names ({header}); "
+                        "give every column a unique name")
+    start = 2
+    for record in reader:
+        where = f"{path}:{start}"
+        start = reader.line_num + 1
+        if None in record:
+            yield Row(where, None, f"{len(header) + len(record[None])} fields but the header has "
+                                   f"{len(header)}; quote fields that contain commas")
+        elif any(v is None for v in record.values()):
+            missing = [k for k, v in record.items() if v is None]
+            yield Row(where, None, f"missing column(s) {', '.join(missing)}: the row has fewer "
+                                   "fields than the header")
+        else:
+            yield Row(where, dict(record))
+
+
+def _parquet(path: Path, key: str) -> Iterator[Row]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise UserError(f"{path}: cannot read as Parquet ({str(exc).splitlines()[0][:200]}); "
+                        "check the file") from None
+    for i, value in enumerate(table.to_pylist(), 1):
+        yield Row(f"{path}: record {i}", value)
+
+
+def parse_hub(ref: str) -> tuple[str, str | None, str]:
+    """`hub:ID[:CONFIG][@SPLIT]` -> (id, config, split)."""
+    body, _, split = ref[len(HUB):].partition("@")
+    name, _, config = body.partition(":")
+    return name, config or None, split or "train"
+
+
+def _hub(ref: str, key: str) -> Iterator[Row]:
+    from datasets import load_dataset
+
+    name, config, split = parse_hub(ref)
+    if not name:
+        raise UserError(f"{key}: '{ref}' names no dataset; write hub:ID[:CONFIG][@SPLIT]")
+    try:
+        dataset = load_dataset(name, config, split=split)
+    except Exception as exc:  # network, missing dataset, bad config: datasets uses many types
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise UserError(f"{key}: cannot load hub dataset '{name}' (config {config}, split "
+                        f"{split}): {reason}; check the id, or download the files and point "
+                        f"{key} at them") from None
+    for i, value in enumerate(dataset, 1):
+        yield Row(f"{ref}: record {i}", value)
