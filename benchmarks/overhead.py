@@ -41,6 +41,10 @@ TRAINING = {"per_device_train_batch_size": 8, "learning_rate": 2e-3, "lr_schedul
             "dataloader_pin_memory": False, "disable_tqdm": False}
 MAX_LENGTH = 256
 PATH_FIELDS = {"output_dir", "logging_dir"}  # differ by design (two temp folders)
+# adapters_sft runs TRL's own masking before the model loads (data/tokenize.py) and hands the
+# trainer labels, so these two are off in its trainer config; the tokens and labels are the
+# same, which the equal num_tokens and losses below prove.
+MASK_FIELDS = {"assistant_only_loss", "completion_only_loss"}
 
 
 def step_timer() -> Any:
@@ -89,11 +93,11 @@ def plain_trl_trainer(steps: int, work: Path, timer: Any, **changes: Any) -> Any
     from trl import SFTConfig, SFTTrainer
 
     from adapters_sft.data.templates import training_template
+    from adapters_sft.data.sources import resolve
     from adapters_sft.models import resolve_model
-    from adapters_sft.recipe import resolve_data_path
 
     path = resolve_model("smollm2-135m-instruct")  # local safetensors folder (converted once)
-    data_file = resolve_data_path("builtin:dates/train", "data.train")
+    data_file = resolve("builtin:dates/train", "data.train")[0]
     rows = [{"messages": json.loads(line)["messages"]} for line in open(data_file, encoding="utf-8")
             if line.strip()]
     tok = AutoTokenizer.from_pretrained(path)
@@ -134,7 +138,7 @@ def run_once(side: str, steps: int) -> dict[str, Any]:
         trainer.train()
         t2 = time.perf_counter()
     logs = [e for e in trainer.state.log_history if "loss" in e]
-    config = {k: v for k, v in trainer.args.to_dict().items() if k not in PATH_FIELDS}
+    config = {k: v for k, v in trainer.args.to_dict().items() if k not in PATH_FIELDS | MASK_FIELDS}
     return {"side": side, "setup_s": t1 - t0, "train_s": t2 - t1, "step_s": timer.times,
             "median_step_s": statistics.median(timer.times[1:] or timer.times),
             "loss": [e["loss"] for e in logs], "num_tokens": [e.get("num_tokens") for e in logs],

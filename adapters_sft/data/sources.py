@@ -77,26 +77,26 @@ def iter_jsonl(path: Path, key: str) -> Iterator[tuple[int, Any, str | None]]:
     'what is wrong') for a line that does not parse, so callers choose whether to collect
     problems or stop at the first. An unreadable or non-UTF-8 file is a UserError."""
     try:
-        handle = open(path, encoding="utf-8")
+        handle = open(path, "rb")  # decoded line by line, so a bad byte is reported on its line
     except OSError as exc:
         raise UserError(f"{key}: cannot open '{path}': {exc.strerror}") from None
     with handle:
-        lineno = 0
-        try:
-            for lineno, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                if len(line) > MAX_ROW_BYTES:
-                    yield lineno, None, (f"line is {len(line) / 2**20:.1f} MB, over the "
-                                         f"{MAX_ROW_BYTES // 2**20} MB limit for one row; split it into rows")
-                    continue
-                try:
-                    yield lineno, json.loads(line), None
-                except json.JSONDecodeError as exc:
-                    yield lineno, None, f"invalid JSON ({exc.msg} at column {exc.colno})"
-        except UnicodeDecodeError as exc:
-            raise UserError(f"{path}:{lineno + 1}: not UTF-8 text (byte {exc.start} of the read "
-                            "block); save the file as UTF-8") from None
+        for lineno, raw in enumerate(handle, 1):
+            if len(raw) > MAX_ROW_BYTES:
+                yield lineno, None, (f"line is {len(raw) / 2**20:.1f} MB, over the "
+                                     f"{MAX_ROW_BYTES // 2**20} MB limit for one row; split it into rows")
+                continue
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")  # tolerate a BOM
+            except UnicodeDecodeError as exc:
+                yield lineno, None, f"not UTF-8 text (byte {exc.start + 1} of the line); save the file as UTF-8"
+                continue
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line), None
+            except json.JSONDecodeError as exc:
+                yield lineno, None, f"invalid JSON ({exc.msg} at column {exc.colno})"
 
 
 def _jsonl(path: Path, key: str) -> Iterator[Row]:
@@ -106,7 +106,7 @@ def _jsonl(path: Path, key: str) -> Iterator[Row]:
 
 def _text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         line = path.read_bytes()[:exc.start].count(b"\n") + 1
         raise UserError(f"{path}:{line}: not UTF-8 text; save the file as UTF-8") from None

@@ -1,0 +1,90 @@
+"""The same conversations in every format (and file type) give identical token ids and loss
+masks; plain text trains on everything and ends on EOS; classification rows are read and
+checked."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from adapters_sft.data import load_splits
+from adapters_sft.data.formats import RowProblem, normalise
+from adapters_sft.data.tokenize import prepare
+from adapters_sft.trainer import sft_config
+
+from .corpus import PAIRS, write_all
+
+
+def _prepared(recipe, tmp_path):
+    splits = load_splits(recipe)
+    return splits, prepare(recipe, splits, sft_config(recipe, tmp_path / "c"))
+
+
+def test_every_format_gives_identical_ids_and_masks(tiny_recipe, tmp_path):
+    files = write_all(tmp_path / "d")
+    seen = {}
+    for label, path in files.items():
+        splits, ready = _prepared(tiny_recipe("lora", f"data.train={path}", "data.eval=null"), tmp_path)
+        assert splits.kind in ("messages", "prompt-completion"), label
+        seen[label] = [(r["input_ids"], r["labels"]) for r in ready.train]
+    reference = seen.pop("messages")
+    for label, rows in seen.items():
+        assert rows == reference, f"{label} differs from messages"
+    # and the masks are the right ones: each row trains exactly its answer and the end of turn
+    tok = ready.tokenizer
+    for (ids, labels), (_, answer) in zip(reference, PAIRS):
+        trained = [t for t, lab in zip(ids, labels) if lab != -100]
+        assert trained == tok(answer, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+
+
+def test_system_prompt_is_kept_by_every_format_that_has_one(tiny_recipe, tmp_path):
+    conv = [{"role": "system", "content": "hello"}, {"role": "user", "content": "what is one"},
+            {"role": "assistant", "content": "one"}]
+    rows = {"messages": {"messages": conv},
+            "sharegpt": {"conversations": [{"from": m["role"].replace("user", "human").replace(
+                "assistant", "gpt"), "value": m["content"]} for m in conv]},
+            "alpaca": {"system": "hello", "instruction": "what is one", "output": "one"}}
+    ids = set()
+    for name, row in rows.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text(json.dumps(row) + "\n")
+        _, ready = _prepared(tiny_recipe("lora", f"data.train={path}", "data.eval=null"), tmp_path)
+        ids.add(tuple(ready.train[0]["input_ids"]))
+        assert normalise(row, name)["messages"][0] == conv[0]
+    assert len(ids) == 1
+
+
+def test_alpaca_input_joins_the_instruction():
+    row = normalise({"instruction": "convert", "input": "the date", "output": "a"}, "alpaca")
+    assert row["messages"][0] == {"role": "user", "content": "convert\n\nthe date"}
+
+
+def test_text_trains_everything_and_ends_on_eos(tiny_recipe, tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps({"text": "one two three"}) + "\n")
+    _, ready = _prepared(tiny_recipe("lora", f"data.train={path}", "data.eval=null"), tmp_path)
+    row, tok = ready.train[0], ready.tokenizer
+    assert row["labels"] == row["input_ids"]
+    assert row["input_ids"] == tok("one two three")["input_ids"] + [tok.eos_token_id]
+
+
+def test_plain_prompt_completion_stays_raw_with_template_none(tiny_recipe, tmp_path):
+    path = tmp_path / "pc.jsonl"
+    path.write_text(json.dumps({"prompt": "what is one", "completion": " one"}) + "\n")
+    _, ready = _prepared(tiny_recipe("lora", f"data.train={path}", "data.eval=null", "data.template=none"), tmp_path)
+    tok = ready.tokenizer
+    ids, labels = ready.train[0]["input_ids"], ready.train[0]["labels"]
+    assert tok.convert_ids_to_tokens(ids)[:5] == ["what", " ", "is", " ", "one"]  # no chat markup
+    assert [t for t, lab in zip(ids, labels) if lab != -100] == tok(" one", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+
+
+def test_classification_rows_are_read_and_checked(tiny_recipe, tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n"
+                            for t, lab in [("red", "colour"), ("cat", "animal"), ("dog", "animal")]))
+    recipe = tiny_recipe("lora", f"data.train={path}", "data.eval=null")
+    splits, ready = _prepared(recipe, tmp_path)
+    assert splits.kind == "classification" and [r["label"] for r in splits.train.rows] == ["colour", "animal", "animal"]
+    assert any("labels {'animal': 2, 'colour': 1}" in line for line in ready.report.splits)
+    with pytest.raises(RowProblem, match="field 'label' must be a string or an integer, got float"):
+        normalise({"text": "x", "label": 0.5}, "classification")
