@@ -125,10 +125,10 @@ def setup(tokenizer: Any, name: str, conversational: bool, train_on_prompt: bool
     template, end = NAMED[name]
     if end is not None:
         ids = tokenizer(end, add_special_tokens=False)["input_ids"]
-        if len(ids) != 1:
-            raise UserError(f"data.template: '{name}' ends turns with '{end}', which this tokenizer "
-                            f"splits into {len(ids)} tokens, so the model could not learn to stop; "
-                            "pick a template built on the model's own special tokens")
+        if ids != [tokenizer.get_vocab().get(end)]:
+            raise UserError(f"data.template: '{name}' ends turns with '{end}', which is not one token "
+                            "of this tokenizer, so the model could not learn to stop; pick a template "
+                            "built on the model's own special tokens")
         tokenizer.eos_token = end
     tokenizer.chat_template = template
     return f"'{name}' (by name; turns end with {tokenizer.eos_token!r}, the EOS)"
