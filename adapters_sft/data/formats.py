@@ -48,14 +48,17 @@ def kind_of(fmt: str) -> str:
     return {"sharegpt": "messages", "alpaca": "messages"}.get(fmt, fmt)
 
 
-def normalise(row: Any, fmt: str) -> dict[str, Any]:
-    """The row in its normalised kind, or RowProblem."""
+def normalise(row: Any, fmt: str, forced: bool = False) -> dict[str, Any]:
+    """The row in its normalised kind, or RowProblem. `forced`: fmt came from data.format."""
     if not isinstance(row, dict):
         raise RowProblem(f"expected a JSON object (one record), got {type(row).__name__}")
     seen = detect(row)
     try:
         return _NORMALISE[fmt](row)
     except RowProblem as exc:
+        if seen and seen != fmt and forced:
+            raise RowProblem(f"this row is {seen}, not {fmt} as data.format says; fix data.format "
+                             "or set it to auto") from None
         if seen and seen != fmt:  # a row of another format in the middle of this one
             raise RowProblem(f"mixed formats: this row is {seen} but earlier rows are {fmt}; "
                              "keep one format per file (or set data.format)") from None

@@ -39,6 +39,7 @@ def read_split(ref: str, key: str, fmt: str = "auto", columns: dict[str, str] | 
     where: list[str] = []
     problems: list[str] = []
     label_type: tuple[type, str] | None = None
+    forced = fmt != "auto"
     for row in sources.read(ref, key):
         if row.problem is None and columns and isinstance(row.value, dict):
             row.value = {columns.get(k, k): v for k, v in row.value.items()}
@@ -53,11 +54,11 @@ def read_split(ref: str, key: str, fmt: str = "auto", columns: dict[str, str] | 
         try:
             if row.problem:
                 raise formats.RowProblem(row.problem)
-            value = formats.normalise(row.value, fmt)
+            value = formats.normalise(row.value, fmt, forced)
             if fmt == "classification":  # one label type per dataset, or labels silently split
                 if label_type and type(value["label"]) is not label_type[0]:
                     raise formats.RowProblem(
-                        f"field 'label' is a {type(value['label']).__name__} but {label_type[1]} has a "
+                        f"field 'label' is of type {type(value['label']).__name__} but {label_type[1]} has type "
                         f"{label_type[0].__name__}; use one label type throughout")
                 label_type = label_type or (type(value["label"]), row.where)
         except formats.RowProblem as exc:

@@ -23,7 +23,7 @@ CASES = [
     ("missing_column.csv", ":2", "missing field 'output'"),
     ("starts_with_assistant.jsonl", ":1", "messages[1]: the conversation starts with an assistant turn"),
     ("label_wrong_type.jsonl", ":2", "field 'label' must be a string or an integer, got list"),
-    ("label_mixed_types.jsonl", ":3", "field 'label' is a str but"),
+    ("label_mixed_types.jsonl", ":3", "field 'label' is of type str but"),
     ("mixed_formats.jsonl", ":3", "mixed formats: this row is alpaca but earlier rows are messages"),
     ("unknown_format.jsonl", ":1", "cannot tell the format from fields ['answer', 'question']"),
     ("not_a_list.json", "", "expected a JSON list of records, got a dict"),

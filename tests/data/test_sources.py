@@ -98,3 +98,9 @@ def test_val_size_that_leaves_a_side_empty_is_refused(bad, tiny_recipe):
 def test_val_size_with_an_eval_file_is_refused(tiny_recipe):
     with pytest.raises(UserError, match="data.val_size: set only when data.eval is empty"):
         tiny_recipe("lora", "data.val_size=0.1")
+
+
+def test_a_forced_format_that_does_not_fit_says_so(tiny_recipe, tiny_data):
+    with pytest.raises(UserError, match=r"train.jsonl:1: this row is messages, not alpaca as data.format says"):
+        load_splits(tiny_recipe("lora", "data.format=alpaca"))
+    assert load_splits(tiny_recipe("lora", "data.format=messages")).format == "messages"
