@@ -43,12 +43,22 @@ def generate(model: Any, tokenizer: Any, prompts: list[Any], max_new_tokens: int
             with torch.no_grad():
                 out = model.generate(**enc, max_new_tokens=max_new_tokens,
                                      pad_token_id=tokenizer.pad_token_id,
+                                     eos_token_id=_stop_ids(model, tokenizer),
                                      **({"do_sample": False} | sampling))
             answers += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     finally:
         tokenizer.padding_side = old_side
         model.train(was_training)
     return answers
+
+
+def _stop_ids(model: Any, tokenizer: Any) -> list[int]:
+    """The tokenizer's EOS first: a named template may have made its end-of-turn the EOS, and a
+    base model reloaded from the hub still carries its old generation config."""
+    config = getattr(model, "generation_config", None)
+    theirs = getattr(config, "eos_token_id", None)
+    theirs = [theirs] if isinstance(theirs, int) else list(theirs or [])
+    return [tokenizer.eos_token_id, *(t for t in theirs if t != tokenizer.eos_token_id)]
 
 
 def exact_match(model: Any, tokenizer: Any, rows: list[dict[str, Any]], max_new_tokens: int,

@@ -104,3 +104,16 @@ def test_train_on_prompt_needs_no_marked_template(tiny_recipe, tmp_path, tiny_mo
     trainer, _, _ = build_trainer(tiny_recipe("lora", "data.train_on_prompt=true"), tmp_path / "b")
     row = trainer.train_dataset[0]
     assert all(label != -100 for label in row["labels"])  # the prompt carries loss too
+
+
+def test_generation_stops_on_the_tokenizers_eos_even_if_the_model_config_differs():
+    """A named template can make its end-of-turn the EOS; a base model reloaded later still
+    carries its old generation config, so generate() must stop on the tokenizer's EOS too."""
+    from types import SimpleNamespace
+
+    from adapters_sft.evaluate import _stop_ids
+
+    model = SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=[7, 2]))
+    assert _stop_ids(model, SimpleNamespace(eos_token_id=2)) == [2, 7]
+    assert _stop_ids(SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=None)),
+                     SimpleNamespace(eos_token_id=5)) == [5]

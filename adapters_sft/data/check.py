@@ -55,14 +55,7 @@ def _at(places: list[str]) -> str:
 
 def _spans(labels: list[int]) -> list[tuple[int, int]]:
     """(start, end) of each run of trained positions."""
-    spans, start = [], None
-    for i, lab in enumerate([*labels, -100]):
-        if lab != -100 and start is None:
-            start = i
-        elif lab == -100 and start is not None:
-            spans.append((start, i))
-            start = None
-    return spans
+    return [(s, e) for s, e in _runs(labels) if labels[s] != -100]
 
 
 def analyse(report: Report, name: str, dataset: Any, where: list[str], tokenizer: Any, masked: bool) -> None:
