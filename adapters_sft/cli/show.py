@@ -1,9 +1,9 @@
-"""`adapters-sft show NAME|PATH`: a recipe's text and its strategy's options with help."""
+"""`adapters-sft show NAME|PATH`: a recipe's text, its strategy's options and the data options, with help."""
 from __future__ import annotations
 
 import argparse
 
-from ..recipe import find_recipe, read_recipe_file
+from ..recipe import DataSection, find_recipe, read_recipe_file
 from ..registry import get_strategy
 from ..typed import describe_fields
 
@@ -26,4 +26,7 @@ def run(args: argparse.Namespace) -> int:
         for field, type_, default, help_ in describe_fields(cls.Options):
             if field != "name":
                 print(f"#   strategy.{field} ({type_}, default {default!r}): {help_}")
+    print("\n# data options (docs/data.md; `adapters-sft check` shows what they do to your rows)")
+    for field, type_, default, help_ in describe_fields(DataSection):
+        print(f"#   data.{field} ({type_}, default {default!r}): {help_}")
     return 0
