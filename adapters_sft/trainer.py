@@ -84,15 +84,16 @@ def load_data(recipe: Recipe) -> Splits:
     return load_splits(recipe)
 
 
-def prepare_data(recipe: Recipe, splits: Splits) -> Prepared:
-    """Tokenizer and tokenized splits; the pre-flight problems are a UserError. No weights load."""
+def prepare_data(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
+    """Tokenizer and tokenized splits; the pre-flight problems are a UserError. No weights load.
+    `args` is the run's SFTConfig (from `sft_config`)."""
     from .data.tokenize import prepare
 
     if splits.kind == "classification":
         raise UserError(f"{recipe.where('data.train')}data.train: holds classification rows "
                         "(text, label), which train a classification head, not a generative "
                         "model; use messages, prompt-completion or text data with this recipe")
-    prepared = prepare(recipe, splits, sft_config(recipe, Path(recipe.output_dir) / "checkpoints"))
+    prepared = prepare(recipe, splits, args)
     if prepared.report.fatal:
         raise UserError("data: " + "; ".join(prepared.report.fatal)
                         + "; run `adapters-sft check` on the recipe for the full report")
@@ -132,12 +133,12 @@ def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = 
     from .models import load_model
 
     strategy = build_strategy(recipe)
+    args = sft_config(recipe, work_dir / "checkpoints")
     if data is None:
         splits = load_data(recipe)
-        data = splits, prepare_data(recipe, splits)
+        data = splits, prepare_data(recipe, splits, args)
     splits, prepared = data
     tokenizer = prepared.tokenizer
-    args = sft_config(recipe, work_dir / "checkpoints")
     if tokenizer.eos_token != args.eos_token and recipe.data.template not in ("auto", "none"):
         # a named template's end-of-turn became the EOS; TRL puts it in the generation config too
         args = dataclasses.replace(args, eos_token=tokenizer.eos_token)
@@ -166,10 +167,10 @@ def train(recipe: Recipe, echo: Callable[[str], Any] = print) -> RunResult:
     rundir.check_target(out, recipe.overwrite)
     # Cheap checks first: strategy, data and training keys fail before any model loads.
     splits = load_data(recipe)
-    sft_config(recipe, out / "checkpoints")
+    args = sft_config(recipe, out / "checkpoints")
     build_strategy(recipe).preflight()
     check_eval(recipe, splits.kind)
-    prepared = prepare_data(recipe, splits)
+    prepared = prepare_data(recipe, splits, args)
     for warning in prepared.report.warnings:
         echo(f"warning: {warning}")
     echo(f"training '{recipe.name}' with strategy '{recipe.strategy.name}' on {recipe.model} -> {out}")
@@ -192,7 +193,7 @@ def check_eval(recipe: Recipe, fmt: str) -> None:
         raise UserError(f"{at}eval.metric: needs held-out data; set data.eval=PATH, data.val_size "
                         "or eval.metric=none")
     if fmt in ("text", "classification"):
-        raise UserError(f"{at}eval.metric: exact_match needs a reference answer, which text data "
+        raise UserError(f"{at}eval.metric: exact_match needs a reference answer, which {fmt} data "
                         "has not; use messages or prompt-completion data, or eval.metric=none")
 
 

@@ -141,4 +141,3 @@ def classification(report: Report, tokenizer: Any, splits: Splits) -> None:
             unseen = set(counts) - {r["label"] for r in splits.train.rows}
             if unseen:
                 report.fatal.append(f"eval: labels never seen in training: {sorted(map(repr, unseen))}")
-    report.warnings += splits.warnings

@@ -95,6 +95,7 @@ def prepare(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
     report = check.Report(recipe.data.max_length, args.truncation_mode)
     report.notes.append(f"format: {splits.format}" + (f" (trained as {splits.kind})"
                                                      if splits.kind != splits.format else ""))
+    report.warnings += splits.warnings
     if splits.kind == "classification":
         check.classification(report, tokenizer, splits)
         return Prepared(tokenizer, None, None, report)
@@ -110,5 +111,4 @@ def prepare(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
 
     train = one("train", splits.train)
     held = one("eval", splits.eval) if splits.eval else None
-    report.warnings += splits.warnings
     return Prepared(tokenizer, train, held, report, chat)
