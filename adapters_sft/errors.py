@@ -15,6 +15,11 @@ class UserError(Exception):
     """A problem with the user's input; printed as one line, exit status 2."""
 
 
+class CheckFailed(Exception):
+    """A result failed its own verification (a merge drifted, an export did not round-trip);
+    nothing was written. Printed as one line, exit status 1."""
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean X?)' for the closest known name, or '' when none is close."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)

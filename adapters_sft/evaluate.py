@@ -43,7 +43,7 @@ def generate(model: Any, tokenizer: Any, prompts: list[Any], max_new_tokens: int
             with torch.no_grad():
                 out = model.generate(**enc, max_new_tokens=max_new_tokens,
                                      pad_token_id=tokenizer.pad_token_id,
-                                     eos_token_id=_stop_ids(model, tokenizer),
+                                     eos_token_id=stop_ids(model, tokenizer),
                                      **({"do_sample": False} | sampling))
             answers += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     finally:
@@ -52,7 +52,7 @@ def generate(model: Any, tokenizer: Any, prompts: list[Any], max_new_tokens: int
     return answers
 
 
-def _stop_ids(model: Any, tokenizer: Any) -> list[int]:
+def stop_ids(model: Any, tokenizer: Any) -> list[int]:
     """The tokenizer's EOS first: a named template may have made its end-of-turn the EOS, and a
     base model reloaded from the hub still carries its old generation config."""
     config = getattr(model, "generation_config", None)

@@ -28,3 +28,17 @@ def load_run(run_dir: str | Path) -> tuple[Any, Any, Any]:
     model = strategy.load_trained(base, run / strategy.artifact)
     tokenizer = AutoTokenizer.from_pretrained(run / "tokenizer")
     return model.eval(), tokenizer, recipe
+
+
+def load_model_or_run(ref: str) -> tuple[Any, Any]:
+    """(model, tokenizer) of a run directory (as trained: adapter on its base, training chat
+    template), or of a model folder (a merged one included), hub id or alias, as it is."""
+    from .models import load_model, load_tokenizer
+
+    if (Path(ref) / "recipe.yaml").is_file():
+        model, tokenizer, _ = load_run(ref)
+        return model, tokenizer
+    if Path(ref).is_dir() and not (Path(ref) / "config.json").is_file():
+        raise UserError(f"{ref}: neither a run directory (no recipe.yaml) nor a model folder "
+                        "(no config.json)")
+    return load_model(ref, {}).eval(), load_tokenizer(ref)

@@ -48,16 +48,6 @@ def read_prompts(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _load(ref: str) -> tuple[Any, Any]:
-    from ..models import load_model, load_tokenizer
-    from ..runs import load_run
-
-    if (Path(ref) / "recipe.yaml").is_file():
-        model, tokenizer, _ = load_run(ref)
-        return model, tokenizer
-    return load_model(ref, {}).eval(), load_tokenizer(ref)
-
-
 def run(args: argparse.Namespace) -> int:
     from .train import quiet_libraries
 
@@ -70,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
     from transformers import set_seed
 
     from ..evaluate import generate
+    from ..runs import load_model_or_run
 
-    model, tokenizer = _load(args.model)
+    model, tokenizer = load_model_or_run(args.model)
     chat = bool(tokenizer.chat_template)
     prompts = [r["messages"] if "messages" in r else
                ([{"role": "user", "content": r["prompt"]}] if chat else r["prompt"]) for r in rows]

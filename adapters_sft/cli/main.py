@@ -12,10 +12,10 @@ import os
 import sys
 import warnings
 
-from ..errors import UserError
-from . import check, cp, generate, ls, show, train, validate
+from ..errors import CheckFailed, UserError
+from . import chat, check, cp, export, generate, ls, merge, show, train, validate
 
-VERBS = (ls, show, cp, validate, check, train, generate)
+VERBS = (ls, show, cp, validate, check, train, generate, chat, merge, export)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"adapters-sft: error: {exc}", file=sys.stderr)
         return 2
+    except CheckFailed as exc:
+        print(f"adapters-sft: failed: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `adapters-sft ls | head`: the reader left; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

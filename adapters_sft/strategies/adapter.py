@@ -114,6 +114,18 @@ class AdapterStrategy(Strategy):
     def save(self, model: Any, out: Path) -> None:
         save_trainable(model, out, {"strategy": self.name, **dataclasses.asdict(self.opts)})
 
+    def check_mergeable(self) -> None:
+        raise UserError("strategy 'adapter': bottleneck adapters cannot be merged: each adds "
+                        "down-projection -> activation -> up-projection layers, and a non-linear "
+                        "layer cannot be folded into the existing weights; use the run directory "
+                        "as it is (adapters-sft generate/chat RUN_DIR), or train with strategy "
+                        "'lora', whose update is linear and merges exactly")
+
+    def export_peft(self, artifact: Path, out: Path) -> None:
+        raise UserError("--format peft: bottleneck adapters are not a PEFT adapter type (PEFT "
+                        "has none), so vanilla PEFT cannot load them; use the run directory with "
+                        "adapters-sft generate/chat, or train with strategy 'lora'")
+
     def load_trained(self, base: Any, out: Path) -> Any:
         config = (out / "config.json")
         if not config.is_file():

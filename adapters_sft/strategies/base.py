@@ -10,6 +10,10 @@ shared trainer calls in order:
     after_trainer(trainer)   optional last word once SFTTrainer has wrapped the model
     save(model, dir)         write only what was trained into `dir`
     load_trained(base, dir)  put what `save` wrote back onto a freshly loaded base model
+    check_mergeable()        raise a UserError saying why, if what trained cannot be folded
+    load_for_merge(recipe, dir)  the trained model in full precision, ready to fold
+    merge(model)             fold what trained into plain weights (LoRA: merge_and_unload)
+    export_peft(dir, out)    copy what trained as a folder vanilla PEFT loads, or say why not
 
 A third-party strategy subclasses `Strategy` in its own package and declares it under the
 `adapters_sft.strategies` entry-point group; nothing in core changes.
@@ -71,6 +75,29 @@ class Strategy:
 
     def load_trained(self, base: Any, out: Path) -> Any:
         raise NotImplementedError
+
+    def check_mergeable(self) -> None:
+        """Raise a UserError saying why and what to do instead, if `merge` cannot work."""
+
+    def load_for_merge(self, recipe: Any, out: Path) -> Any:
+        """The model as trained, in float32 on the CPU: a merge folds in full precision and
+        casts to the asked dtype only at the end. Quantized strategies override this."""
+        import torch
+
+        from ..models import load_model
+
+        base = load_model(recipe.model, {"dtype": torch.float32}, recipe.trust_remote_code)
+        return self.load_trained(base, out)
+
+    def merge(self, model: Any) -> Any:
+        """Fold what trained into plain weights; strategies that train weights in place have
+        nothing to fold."""
+        return model
+
+    def export_peft(self, artifact: Path, out: Path) -> None:
+        """Write a folder that `PeftModel.from_pretrained(base, out)` loads."""
+        raise UserError(f"--format peft: strategy '{self.name}' trains no PEFT adapter "
+                        "(it changes the model's own weights); use --format safetensors")
 
 
 def freeze_all(model: Any) -> None:

@@ -11,6 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from ..errors import UserError
 from .base import Options, Prepared, Strategy, freeze_all, load_saved, save_trainable
 
 
@@ -54,3 +55,9 @@ class HeadOnlyStrategy(Strategy):
         untie_head(base)
         load_saved(base, out)
         return base
+
+    def export_peft(self, artifact: Path, out: Path) -> None:
+        raise UserError("--format peft: PEFT cannot hold a trained head on its own: its "
+                        "modules_to_save only rides along with an adapter that targets some "
+                        "module, and head-only trains none; use --format safetensors (the base "
+                        "with the trained head, a standalone model)")

@@ -56,8 +56,46 @@ class LoraStrategy(Strategy):
         model.save_pretrained(out, safe_serialization=True)
 
     def load_trained(self, base: Any, out: Path) -> Any:
-        from peft import PeftModel
+        return load_adapter(base, out)
 
-        if not (out / "adapter_config.json").is_file():
-            raise UserError(f"{out}: no adapter_config.json; the run did not finish saving")
+    def merge(self, model: Any) -> Any:
+        return model.merge_and_unload()
+
+    def export_peft(self, artifact: Path, out: Path) -> None:
+        import shutil
+
+        load_adapter_files(artifact)
+        shutil.copytree(artifact, out, dirs_exist_ok=True)
+
+
+def load_adapter(base: Any, out: Path) -> Any:
+    """`PeftModel.from_pretrained`, with its failures said in one line: a missing or corrupt
+    adapter file, or a base model whose shapes no longer match the adapter."""
+    from peft import PeftModel
+
+    weights = load_adapter_files(out)
+    try:
         return PeftModel.from_pretrained(base, out)
+    except RuntimeError as exc:  # torch: size mismatch while loading the state dict
+        shape = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln), "")
+        raise UserError(f"{weights}: does not fit the base model ({shape or _first(exc)}); "
+                        "was the run trained on another model, or has the base changed?") from None
+    except Exception as exc:  # safetensors: a truncated or corrupt file
+        if "safetensor" in type(exc).__module__.lower() or "header" in str(exc).lower():
+            raise UserError(f"{weights}: unreadable ({_first(exc)}); the file is damaged, "
+                            "train the run again or restore it") from None
+        raise
+
+
+def load_adapter_files(out: Path) -> Path:
+    """The adapter's weights file, after checking both PEFT files are there."""
+    weights = out / "adapter_model.safetensors"
+    if not (out / "adapter_config.json").is_file() or not weights.is_file():
+        missing = "adapter_config.json" if not (out / "adapter_config.json").is_file() else weights.name
+        raise UserError(f"{out}: no {missing}; the run did not finish saving, train it again")
+    return weights
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

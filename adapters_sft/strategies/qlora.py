@@ -96,6 +96,18 @@ class QLoraStrategy(LoraStrategy):
         disable_cpu_inference_repack(base)
         return super().load_trained(base, out)
 
+    def load_for_merge(self, recipe: Any, out: Path) -> Any:
+        """The faithful merge (FACTS.md): quantize the base exactly as in training, dequantize
+        it, then put the adapter on it. Merging into the original full-precision base instead
+        differs by the whole quantization error; merging into the 4-bit weights is lossy."""
+        import torch
+
+        from ..models import load_model
+
+        base = load_model(recipe.model, self.load_options(), recipe.trust_remote_code)
+        base = base.dequantize().to(device="cpu", dtype=torch.float32)
+        return super().load_trained(base, out)
+
 
 def disable_cpu_inference_repack(model: Any) -> None:
     """Keep bitsandbytes from repacking 4-bit CPU weights for inference (see module doc)."""

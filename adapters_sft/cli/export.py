@@ -1,0 +1,33 @@
+"""`adapters-sft export RUN_DIR --format peft|safetensors|gguf --out DIR`.
+
+Every export is checked before it is kept: safetensors and gguf go through the merge drift
+check, and a GGUF is read back with transformers and compared with the merged model. A failed
+check exits with status 1 and leaves nothing behind.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a run as a PEFT adapter, merged safetensors or GGUF")
+    p.add_argument("run_dir", type=Path, help="a finished run directory")
+    p.add_argument("--format", required=True, choices=("peft", "safetensors", "gguf"))
+    p.add_argument("--out", type=Path, required=True, help="folder to write")
+    p.add_argument("--outtype", default="f16", choices=("f32", "f16", "bf16", "q8_0"),
+                   help="GGUF tensor type (default f16)")
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
+                   help="safetensors weights dtype (auto: the recipe's, else the base checkpoint's)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..export import export_run
+    from .train import quiet_libraries
+
+    quiet_libraries()
+    export_run(args.run_dir, args.format, args.out, args.outtype, args.dtype, args.overwrite,
+               echo=lambda line: print(f"adapters-sft: {line}", flush=True))
+    return 0

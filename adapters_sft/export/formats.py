@@ -1,0 +1,127 @@
+"""`export RUN_DIR --format peft|safetensors|gguf --out DIR`.
+
+    peft         the run's adapter as a folder vanilla `PeftModel.from_pretrained(base, DIR)`
+                 loads, with the tokenizer (and its training chat template) beside it
+    safetensors  the merged model, exactly as `merge` writes it (drift-checked)
+    gguf         the merged model as one GGUF file (f32, f16, bf16 or q8_0) with the tokenizer
+                 and chat template embedded, and an Ollama Modelfile; then read back with
+                 transformers' GGUF loader and compared with the merged model: logits within
+                 the tolerance of the GGUF's dtype, and, for f32/f16, identical greedy answers
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import CheckFailed, UserError
+from . import drift
+from .merge import check_out, merge_run, open_run
+
+FORMATS = ("peft", "safetensors", "gguf")
+# GGUF type -> the dtype whose drift tolerance applies; q8_0 is reported, not judged
+_JUDGED = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}
+
+
+def export_run(run_dir: str | Path, fmt: str, out: str | Path, outtype: str = "f16",
+               dtype: str = "auto", overwrite: bool = False,
+               echo: Callable[[str], Any] = print) -> dict[str, Any]:
+    if fmt not in FORMATS:
+        raise UserError(f"--format: '{fmt}' is not one of {', '.join(FORMATS)}")
+    if fmt == "safetensors":
+        result = merge_run(run_dir, out, dtype, overwrite, echo)
+        return {"format": fmt, "out": str(result.out), "drift": dataclasses.asdict(result.drift)}
+    if fmt == "peft":
+        return export_peft(run_dir, Path(out), overwrite, echo)
+    return export_gguf(run_dir, Path(out), outtype, overwrite, echo)
+
+
+def export_peft(run_dir: str | Path, out: Path, overwrite: bool,
+                echo: Callable[[str], Any]) -> dict[str, Any]:
+    from ..rundir import commit, staging_dir
+
+    run = open_run(run_dir)
+    check_out(out, overwrite, run.path)
+    tmp = staging_dir(out)
+    try:
+        run.strategy.export_peft(run.artifact, tmp)
+        run.tokenizer.save_pretrained(tmp)
+        commit(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    echo(f"PEFT adapter written to {out}; load it with PeftModel.from_pretrained(base, '{out}') "
+         f"on base '{run.recipe.model}'")
+    return {"format": "peft", "out": str(out)}
+
+
+def export_gguf(run_dir: str | Path, out: Path, outtype: str, overwrite: bool,
+                echo: Callable[[str], Any]) -> dict[str, Any]:
+    from transformers import AutoConfig
+
+    from ..models import resolve_model
+    from ..rundir import commit, staging_dir, write_json
+    from .gguf_file import OUTTYPES, check_exportable, write_gguf
+    from .ollama import modelfile
+
+    if outtype not in OUTTYPES:
+        raise UserError(f"--outtype: '{outtype}' is not one of {', '.join(OUTTYPES)}")
+    run = open_run(run_dir)
+    check_out(out, overwrite, run.path)
+    run.strategy.check_mergeable()
+    # Refuse what the writer cannot express before spending a merge on it.
+    check_exportable(AutoConfig.from_pretrained(resolve_model(run.recipe.model)), run.tokenizer)
+    tmp = staging_dir(out)
+    try:
+        merged = merge_run(run.path, tmp / "merged", "float32", echo=echo, keep_model=True)
+        name = f"{run.path.name}.{outtype}.gguf"
+        write_gguf(merged.model, run.tokenizer, tmp / name, outtype, run.recipe.name)
+        shutil.rmtree(tmp / "merged")
+        report = roundtrip(merged.model, run, tmp, name, outtype, echo)
+        (tmp / "Modelfile").write_text(modelfile(name, run.tokenizer))
+        write_json(tmp / "export_report.json", report)
+        if report["failed"]:
+            raise CheckFailed(f"the GGUF did not round-trip: {report['failed']}; nothing was "
+                              f"written to {out}")
+        commit(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    echo(f"GGUF written to {out / name}, with an Ollama Modelfile beside it")
+    return report
+
+
+def roundtrip(merged: Any, run: Any, folder: Path, name: str, outtype: str,
+              echo: Callable[[str], Any]) -> dict[str, Any]:
+    """Read the GGUF back with transformers and compare it with the merged model."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ..evaluate import generate
+
+    rows, source = drift.probe_rows(run.recipe)
+    texts = [drift.full_text(r, run.tokenizer) for r in rows]
+    seqs = drift.encode(run.tokenizer, texts)
+    prompts = [drift.generation_prompt(r, run.tokenizer) for r in rows]
+    loaded = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=name, dtype=torch.float32).eval()
+    d = drift.compare(drift.logits(merged, seqs), drift.logits(loaded, seqs))
+    ours = generate(merged, run.tokenizer, prompts, 32, 8)
+    theirs = generate(loaded, run.tokenizer, prompts, 32, 8)
+    same = sum(a == b for a, b in zip(ours, theirs))
+    gguf_tok = AutoTokenizer.from_pretrained(str(folder), gguf_file=name)
+    tok_same = sum(gguf_tok(t, add_special_tokens=False)["input_ids"] ==
+                   run.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts)
+    echo(d.line(f"GGUF {outtype} read back by transformers vs merged"))
+    echo(f"greedy answers identical on {same}/{len(prompts)} probes ({source}); the GGUF's tokenizer "
+         f"encodes {tok_same}/{len(texts)} of them identically")
+    failed = ""
+    judged = _JUDGED.get(outtype)
+    if judged and not d.within(judged):
+        mean, agree = drift.TOLERANCE[judged]
+        failed = f"logits beyond the {judged} tolerance (mean <= {mean}, agreement >= {agree:.0%})"
+    elif outtype in ("f32", "f16") and same != len(prompts):
+        failed = f"greedy answers differ on {len(prompts) - same}/{len(prompts)} prompts"
+    return {"format": "gguf", "file": name, "outtype": outtype, "probes": source,
+            "drift": dataclasses.asdict(d), "greedy_identical": same, "prompts": len(prompts),
+            "tokenizer_identical": tok_same, "failed": failed}
