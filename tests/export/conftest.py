@@ -1,0 +1,78 @@
+"""Fixtures for merge/export tests: tiny random models with a real byte-level BPE tokenizer
+(trained here in milliseconds), so the GGUF writer has something llama.cpp-shaped to write, and
+a helper that trains a few steps into a real run directory."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from tests.conftest import SMOLLM2_TEMPLATE, WORDS
+
+
+def make_bpe_tokenizer() -> Any:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    corpus = [" ".join(WORDS), "system user assistant what is the date today", "You are a helpful AI"]
+    tok.train_from_iterator(corpus * 20, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>",
+                                   pad_token="<|endoftext|>", unk_token=None)
+    fast.chat_template = SMOLLM2_TEMPLATE
+    return fast
+
+
+def build_model_dir(root: Path, model_type: str, tokenizer: Any, tie: bool = True, hidden: int = 64) -> Path:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    config = AutoConfig.for_model(
+        model_type, vocab_size=len(tokenizer) + 5, hidden_size=hidden, intermediate_size=128,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=256, tie_word_embeddings=tie, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id)
+    model = AutoModelForCausalLM.from_config(config)
+    out = root / f"{model_type}-{hidden}"
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def bpe_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random llama / qwen2 / qwen3 checkpoints sharing one byte-level BPE tokenizer."""
+    root = tmp_path_factory.mktemp("bpe-models")
+    tok = make_bpe_tokenizer()
+    return {kind: build_model_dir(root, kind, tok) for kind in ("llama", "qwen2", "qwen3")} | {
+        "llama-wide": build_model_dir(root, "llama", tok, hidden=96)}
+
+
+@pytest.fixture
+def train_run(tmp_path: Path, tiny_data: dict[str, Path]) -> Callable[..., Path]:
+    """train_run(model_dir, strategy, name=..., **training) -> a finished run directory."""
+    from adapters_sft.recipe import load_recipe
+    from adapters_sft.trainer import train
+
+    def make(model_dir: Path, strategy: str, name: str | None = None, **training: Any) -> Path:
+        out = tmp_path / (name or f"run-{strategy}")
+        body = {"model": str(model_dir), "strategy": {"name": strategy},
+                "data": {"train": str(tiny_data["train"]), "eval": str(tiny_data["eval"]),
+                         "max_length": 200},
+                "training": {"max_steps": 4, "per_device_train_batch_size": 4,
+                             "learning_rate": 2e-2, "logging_steps": 1, **training},
+                "eval": {"metric": "none"}, "output_dir": str(out)}
+        path = tmp_path / f"{out.name}.yaml"
+        path.write_text(json.dumps(body))
+        train(load_recipe(str(path)), echo=lambda line: None)
+        return out
+
+    return make
