@@ -5,6 +5,8 @@ Public API (the CLI is a thin layer over it):
     from adapters_sft import load_recipe, train, load_run, list_strategies, register_strategy
     result = train(load_recipe("smollm2-135m/lora", ["training.max_steps=20"]))
     model, tokenizer, recipe = load_run(result.run_dir)
+    merge(result.run_dir, "merged/")                     # drift-checked standalone model
+    export(result.run_dir, "gguf", "gguf/", outtype="f16")  # or "peft", "safetensors"
 
 Importing this package imports no ML library; each function imports what it needs.
 """
@@ -22,8 +24,8 @@ if TYPE_CHECKING:
 
     from .trainer import RunResult
 
-__all__ = ["Recipe", "UserError", "list_strategies", "load_recipe", "load_run",
-           "register_strategy", "train"]
+__all__ = ["Recipe", "UserError", "export", "list_strategies", "load_recipe", "load_run",
+           "merge", "register_strategy", "train"]
 
 
 def train(recipe: Recipe) -> RunResult:
@@ -38,3 +40,18 @@ def load_run(run_dir: str | Path) -> tuple[Any, Any, Recipe]:
     from .runs import load_run as _load_run
 
     return _load_run(run_dir)
+
+
+def merge(run_dir: str | Path, out: str | Path, dtype: str = "auto", overwrite: bool = False) -> Any:
+    """Merge a run into a standalone model folder (see `adapters_sft.export.merge`)."""
+    from .export import merge_run
+
+    return merge_run(run_dir, out, dtype, overwrite)
+
+
+def export(run_dir: str | Path, fmt: str, out: str | Path, outtype: str = "f16",
+           overwrite: bool = False) -> dict[str, Any]:
+    """Export a run as peft, safetensors or gguf (see `adapters_sft.export.formats`)."""
+    from .export import export_run
+
+    return export_run(run_dir, fmt, out, outtype=outtype, overwrite=overwrite)

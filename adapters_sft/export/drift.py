@@ -6,9 +6,10 @@ position: max and mean absolute difference, and greedy-token agreement (how ofte
 would pick the same next token). A merge that drifts beyond the tolerance for its dtype fails.
 
 Tolerances (measured on SmolLM2-135M; figures in docs/export.md). float32 is exact up to
-summation order, so its bound is tight; float16 and bfloat16 round every weight, which moves the
-logits by an amount that depends on the model, so for them agreement carries the verdict and the
-mean bounds gross errors (a lost head or a wrong merge moves logits by whole units).
+summation order (measured: mean 1e-5), so its bound is tight. float16 and bfloat16 round every
+weight, which moves the logits by an amount that depends on the model (measured: mean 0.02 and
+0.19, agreement 99.8% and 97.1%); their bounds sit above that and far below what a wrong merge
+does (a QLoRA adapter merged into the original base: mean 2.5, agreement 71%).
 """
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from typing import Any
 # dtype -> (max mean |delta logit|, min greedy agreement)
 TOLERANCE: dict[str, tuple[float, float]] = {
     "float32": (1e-3, 0.99),
-    "float16": (0.05, 0.95),
-    "bfloat16": (0.25, 0.90),
+    "float16": (0.1, 0.95),
+    "bfloat16": (0.5, 0.90),
 }
 
 BUILTIN_PROMPTS = (
