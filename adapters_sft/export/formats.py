@@ -10,10 +10,11 @@
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..errors import CheckFailed, UserError
 from . import drift
@@ -104,7 +105,9 @@ def roundtrip(merged: Any, run: Any, folder: Path, name: str, outtype: str,
     texts = [drift.full_text(r, run.tokenizer) for r in rows]
     seqs = drift.encode(run.tokenizer, texts)
     prompts = [drift.generation_prompt(r, run.tokenizer) for r in rows]
-    loaded = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=name, dtype=torch.float32).eval()
+    with _quiet_tqdm():  # the GGUF loader draws its own bar on a plain tqdm
+        loaded = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=name,
+                                                      dtype=torch.float32).eval()
     d = drift.compare(drift.logits(merged, seqs), drift.logits(loaded, seqs))
     ours = generate(merged, run.tokenizer, prompts, 32, 8)
     theirs = generate(loaded, run.tokenizer, prompts, 32, 8)
@@ -125,3 +128,17 @@ def roundtrip(merged: Any, run: Any, folder: Path, name: str, outtype: str,
     return {"format": "gguf", "file": name, "outtype": outtype, "probes": source,
             "drift": dataclasses.asdict(d), "greedy_identical": same, "prompts": len(prompts),
             "tokenizer_identical": tok_same, "failed": failed}
+
+
+@contextlib.contextmanager
+def _quiet_tqdm() -> Iterator[None]:
+    """transformers' GGUF loader draws a plain tqdm bar that its own progress-bar switch does
+    not reach; swap it for a pass-through while we read our file back."""
+    from transformers import modeling_gguf_pytorch_utils as loader
+
+    old = loader.tqdm
+    loader.tqdm = lambda iterable, **kw: iterable
+    try:
+        yield
+    finally:
+        loader.tqdm = old
