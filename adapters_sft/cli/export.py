@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .merge import add_output_options
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a run as a PEFT adapter, merged safetensors or GGUF")
@@ -17,9 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="folder to write")
     p.add_argument("--outtype", default="f16", choices=("f32", "f16", "bf16", "q8_0"),
                    help="GGUF tensor type (default f16)")
-    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
-                   help="safetensors weights dtype (auto: the recipe's, else the base checkpoint's)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    add_output_options(p, "safetensors weights dtype")
     p.set_defaults(run=run)
 
 

@@ -14,10 +14,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                      "checked for drift")
     p.add_argument("run_dir", type=Path, help="a finished run directory")
     p.add_argument("--out", type=Path, required=True, help="folder to write")
-    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
-                   help="weights dtype (auto: the recipe's dtype, else the base checkpoint's)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    add_output_options(p, "weights dtype")
     p.set_defaults(run=run)
+
+
+def add_output_options(p: argparse.ArgumentParser, what: str) -> None:
+    """--dtype and --overwrite, shared with `export`."""
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
+                   help=f"{what} (auto: the recipe's dtype, else the base checkpoint's)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
 def run(args: argparse.Namespace) -> int:
