@@ -5,29 +5,57 @@ template, the strategy's artifact), never from the command line that trained it.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError
 
 
-def load_run(run_dir: str | Path) -> tuple[Any, Any, Any]:
-    """(model, tokenizer, recipe) of a finished run; the model is in eval mode."""
+@dataclasses.dataclass
+class Opened:
+    """A finished run directory, read back."""
+    path: Path
+    recipe: Any
+    strategy: Any
+    artifact: Path
+    tokenizer: Any
+
+
+def open_run(run_dir: str | Path) -> Opened:
+    """Recipe, strategy, artifact folder and tokenizer of a finished run, from the run
+    directory alone; no weights load."""
     from transformers import AutoTokenizer
 
-    from .models import load_model
     from .recipe import load_recipe
-    from .trainer import build_strategy, model_load_kwargs
+    from .trainer import build_strategy
 
     run = Path(run_dir)
+    partial = run.parent / f".{run.name}.partial"
     if not (run / "recipe.yaml").is_file():
-        raise UserError(f"{run}: not a finished run (no recipe.yaml); train it first")
+        why = ("its training never finished (only the staging folder " f"{partial} exists)"
+               if partial.is_dir() else "it holds no recipe.yaml")
+        raise UserError(f"{run}: not a finished run: {why}; train it first, or give a run directory")
     recipe = load_recipe(str(run / "recipe.yaml"))
     strategy = build_strategy(recipe)
-    base = load_model(recipe.model, model_load_kwargs(recipe, strategy), recipe.trust_remote_code)
-    model = strategy.load_trained(base, run / strategy.artifact)
+    artifact = run / strategy.artifact
+    if not artifact.is_dir() or not (run / "tokenizer").is_dir():
+        missing = artifact if not artifact.is_dir() else run / "tokenizer"
+        raise UserError(f"{missing}: missing; the run did not finish saving, train it again")
     tokenizer = AutoTokenizer.from_pretrained(run / "tokenizer")
-    return model.eval(), tokenizer, recipe
+    return Opened(run, recipe, strategy, artifact, tokenizer)
+
+
+def load_run(run_dir: str | Path) -> tuple[Any, Any, Any]:
+    """(model, tokenizer, recipe) of a finished run; the model is in eval mode."""
+    from .models import load_model
+    from .trainer import model_load_kwargs
+
+    run = open_run(run_dir)
+    base = load_model(run.recipe.model, model_load_kwargs(run.recipe, run.strategy),
+                      run.recipe.trust_remote_code)
+    model = run.strategy.load_trained(base, run.artifact)
+    return model.eval(), run.tokenizer, run.recipe
 
 
 def load_model_or_run(ref: str) -> tuple[Any, Any]:

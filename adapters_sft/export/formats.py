@@ -18,7 +18,8 @@ from typing import Any, Callable, Iterator
 
 from ..errors import CheckFailed, UserError
 from . import drift
-from .merge import check_out, merge_run, open_run
+from ..runs import Opened, open_run
+from .merge import MergeResult, check_out, merge_run
 
 FORMATS = ("peft", "safetensors", "gguf")
 # GGUF type -> the dtype whose drift tolerance applies; q8_0 is reported, not judged
@@ -79,7 +80,7 @@ def export_gguf(run_dir: str | Path, out: Path, outtype: str, overwrite: bool,
         name = f"{run.path.name}.{outtype}.gguf"
         write_gguf(merged.model, run.tokenizer, tmp / name, outtype, run.recipe.name)
         shutil.rmtree(tmp / "merged")
-        report = roundtrip(merged.model, run, tmp, name, outtype, echo)
+        report = roundtrip(merged, run, tmp, name, outtype, echo)
         (tmp / "Modelfile").write_text(modelfile(name, run.tokenizer))
         write_json(tmp / "export_report.json", report)
         if report["failed"]:
@@ -93,23 +94,24 @@ def export_gguf(run_dir: str | Path, out: Path, outtype: str, overwrite: bool,
     return report
 
 
-def roundtrip(merged: Any, run: Any, folder: Path, name: str, outtype: str,
+def roundtrip(merged: MergeResult, run: Opened, folder: Path, name: str, outtype: str,
               echo: Callable[[str], Any]) -> dict[str, Any]:
-    """Read the GGUF back with transformers and compare it with the merged model."""
+    """Read the GGUF back with transformers and compare it with the merged model, on the
+    probes (and the merged logits) the merge's drift check used."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ..evaluate import generate
 
-    rows, source = drift.probe_rows(run.recipe)
-    texts = [drift.full_text(r, run.tokenizer) for r in rows]
+    source = merged.source
+    texts = [drift.full_text(r, run.tokenizer) for r in merged.probes]
     seqs = drift.encode(run.tokenizer, texts)
-    prompts = [drift.generation_prompt(r, run.tokenizer) for r in rows]
+    prompts = [drift.generation_prompt(r, run.tokenizer) for r in merged.probes]
     with _quiet_tqdm():  # the GGUF loader draws its own bar on a plain tqdm
         loaded = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=name,
                                                       dtype=torch.float32).eval()
-    d = drift.compare(drift.logits(merged, seqs), drift.logits(loaded, seqs))
-    ours = generate(merged, run.tokenizer, prompts, 32, 8)
+    d = drift.compare(merged.logits, drift.logits(loaded, seqs))
+    ours = generate(merged.model, run.tokenizer, prompts, 32, 8)
     theirs = generate(loaded, run.tokenizer, prompts, 32, 8)
     same = sum(a == b for a, b in zip(ours, theirs))
     gguf_tok = AutoTokenizer.from_pretrained(str(folder), gguf_file=name)

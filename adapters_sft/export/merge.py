@@ -19,42 +19,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import CheckFailed, UserError
+from ..runs import Opened, open_run
 from . import drift
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
-
-
-@dataclasses.dataclass
-class Opened:
-    """A finished run directory, read back."""
-    path: Path
-    recipe: Any
-    strategy: Any
-    artifact: Path
-    tokenizer: Any
-
-
-def open_run(run_dir: str | Path) -> Opened:
-    """Everything a merge or export needs, from the run directory alone."""
-    from transformers import AutoTokenizer
-
-    from ..recipe import load_recipe
-    from ..trainer import build_strategy
-
-    run = Path(run_dir)
-    partial = run.parent / f".{run.name}.partial"
-    if not (run / "recipe.yaml").is_file():
-        why = ("its training never finished (only the staging folder " f"{partial} exists)"
-               if partial.is_dir() else "it holds no recipe.yaml")
-        raise UserError(f"{run}: not a finished run: {why}; train it first, or give a run directory")
-    recipe = load_recipe(str(run / "recipe.yaml"))
-    strategy = build_strategy(recipe)
-    artifact = run / strategy.artifact
-    if not artifact.is_dir() or not (run / "tokenizer").is_dir():
-        missing = artifact if not artifact.is_dir() else run / "tokenizer"
-        raise UserError(f"{missing}: missing; the run did not finish saving, train it again")
-    tokenizer = AutoTokenizer.from_pretrained(run / "tokenizer")
-    return Opened(run, recipe, strategy, artifact, tokenizer)
 
 
 def check_out(out: Path, overwrite: bool, run: Path) -> None:
@@ -93,6 +61,8 @@ class MergeResult:
     drift: drift.Drift               # reference vs merged (the check)
     quantization: dict[str, drift.Drift]
     model: Any = None                # the reloaded merged model (for export), if kept
+    probes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    logits: list[Any] = dataclasses.field(default_factory=list)  # the merged model's, if kept
 
 
 def merge_run(run_dir: str | Path, out: str | Path, dtype: str = "auto", overwrite: bool = False,
@@ -148,7 +118,8 @@ def merge_run(run_dir: str | Path, out: str | Path, dtype: str = "auto", overwri
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    result.model = reloaded if keep_model else None
+    if keep_model:  # an export compares its own output with these, without recomputing
+        result.model, result.probes, result.logits = reloaded, rows, after
     echo(f"merged model written to {out}")
     return result
 
