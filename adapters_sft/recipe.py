@@ -74,17 +74,24 @@ class DataSection:
                 raise UserError(f"data.columns: map column names to names, got {theirs!r}: {ours!r}")
 
 
+METRICS = ("none", "exact_match", "accuracy")
+TASKS = ("sft", "classification")
+
+
 @dataclasses.dataclass
 class EvalSection:
-    metric: str = option("none", "held-out score after training: none or exact_match")
+    metric: str = option("none", "held-out score after training: none; exact_match (generation: "
+                                 "greedy answer equals the reference); accuracy (classification: "
+                                 "accuracy, macro and per-class precision/recall/F1, confusion matrix)")
     before_training: bool = option(False, "also score the untrained model, for a before/after")
     max_new_tokens: int = option(32, "generation budget per held-out prompt")
     batch_size: int = option(16, "prompts generated at once")
     limit: int | None = option(None, "score only the first N held-out rows")
 
     def __post_init__(self) -> None:
-        if self.metric not in ("none", "exact_match"):
-            raise UserError(f"eval.metric: must be none or exact_match, got '{self.metric}'")
+        if self.metric not in METRICS:
+            raise UserError(f"eval.metric: must be one of {', '.join(METRICS)}, got '{self.metric}'"
+                            f"{did_you_mean(self.metric, METRICS)}")
         for key in ("max_new_tokens", "batch_size", "limit"):
             value = getattr(self, key)
             if value is not None and value < 1:
@@ -94,9 +101,13 @@ class EvalSection:
 @dataclasses.dataclass
 class Recipe:
     model: str = option("", "built-in alias, hub id, or local folder")
+    task: str = option("sft", "sft (a generative model, TRL's SFTTrainer) or classification (a "
+                              "sequence-classification head on (text, label) data, transformers' Trainer)")
     strategy: Any = option({}, "strategy name and its options (see `adapters-sft show`)")
     data: DataSection = option(None, "where the data is and how to read it")
-    training: dict = option({}, "keys passed to TRL's SFTConfig (max_steps, learning_rate, ...)")
+    training: dict = option({}, "keys passed to TRL's SFTConfig (classification: transformers' "
+                                "TrainingArguments), plus dropout, layer_lr_decay and "
+                                "early_stopping_patience (see docs/strategies.md)")
     versions: dict = option({}, "library versions a run was trained with (written by train)")
     eval: EvalSection = option(None, "held-out scoring")
     output_dir: str = option("", "run directory (default runs/<recipe name>)")
@@ -249,6 +260,9 @@ def _validate(raw: dict[str, Any], name: str, path: Path, where: Callable[[str],
     if not recipe.model:
         raise UserError(f"{where('model')}model: missing; give a built-in alias "
                         "(smollm2-135m-instruct), a hub id or a local folder")
+    if recipe.task not in TASKS:
+        raise UserError(f"{where('task')}task: must be sft or classification, got '{recipe.task}'"
+                        f"{did_you_mean(recipe.task, TASKS)}")
     if recipe.dtype not in ("auto", "float32", "bfloat16", "float16"):
         raise UserError(f"{where('dtype')}dtype: must be auto, float32, bfloat16 or float16, "
                         f"got '{recipe.dtype}'")

@@ -7,6 +7,9 @@
       checkpoints/     Trainer checkpoints (model part, optimizer, scheduler, RNG) for resume
       metrics.jsonl    one JSON line per logging step
       eval.json        held-out scores (when the recipe asks for them)
+      confusion.png    classification: the held-out confusion matrix after training
+      labels.json      classification: the class names, in class-id order
+      eval/            what `adapters-sft eval` wrote (eval.json, confusion.png)
 
 A run is built in a hidden sibling folder `.<name>.partial` and renamed into place only when
 complete, so an interrupted or failed run never leaves a half-written `runs/<name>`.

@@ -22,9 +22,9 @@ class Opened:
     tokenizer: Any
 
 
-def open_run(run_dir: str | Path) -> Opened:
+def open_run(run_dir: str | Path, verb: str = "") -> Opened:
     """Recipe, strategy, artifact folder and tokenizer of a finished run, from the run
-    directory alone; no weights load."""
+    directory alone; no weights load. `verb` names a command that needs a generative run."""
     from transformers import AutoTokenizer
 
     from .recipe import load_recipe
@@ -37,6 +37,9 @@ def open_run(run_dir: str | Path) -> Opened:
                if partial.is_dir() else "it holds no recipe.yaml")
         raise UserError(f"{run}: not a finished run: {why}; train it first, or give a run directory")
     recipe = load_recipe(str(run / "recipe.yaml"))
+    if verb and recipe.task == "classification":
+        raise UserError(f"{run}: a classification run, and {verb} works on generative runs; "
+                        f"score it with 'adapters-sft eval {run}'")
     strategy = build_strategy(recipe)
     artifact = run / strategy.artifact
     if not artifact.is_dir() or not (run / "tokenizer").is_dir():
@@ -46,25 +49,43 @@ def open_run(run_dir: str | Path) -> Opened:
     return Opened(run, recipe, strategy, artifact, tokenizer)
 
 
-def load_run(run_dir: str | Path) -> tuple[Any, Any, Any]:
+def load_run(run_dir: str | Path, verb: str = "") -> tuple[Any, Any, Any]:
     """(model, tokenizer, recipe) of a finished run; the model is in eval mode."""
     from .models import load_model
     from .trainer import model_load_kwargs
 
-    run = open_run(run_dir)
-    base = load_model(run.recipe.model, model_load_kwargs(run.recipe, run.strategy),
-                      run.recipe.trust_remote_code)
+    run = open_run(run_dir, verb)
+    kwargs = model_load_kwargs(run.recipe, run.strategy)
+    if run.recipe.task == "classification":
+        from .classify import load_classifier
+
+        base = load_classifier(run.recipe.model, kwargs, run_labels(run.path), run.tokenizer,
+                               run.recipe.trust_remote_code)
+    else:
+        base = load_model(run.recipe.model, kwargs, run.recipe.trust_remote_code)
     model = run.strategy.load_trained(base, run.artifact)
     return model.eval(), run.tokenizer, run.recipe
 
 
-def load_model_or_run(ref: str) -> tuple[Any, Any]:
+def run_labels(run: Path) -> list[str]:
+    """The class names of a classification run, in class-id order."""
+    import json
+
+    path = run / "labels.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise UserError(f"{path}: missing or unreadable; the run did not finish saving, "
+                        "train it again") from None
+
+
+def load_model_or_run(ref: str, verb: str) -> tuple[Any, Any]:
     """(model, tokenizer) of a run directory (as trained: adapter on its base, training chat
     template), or of a model folder (a merged one included), hub id or alias, as it is."""
     from .models import load_model, load_tokenizer
 
     if (Path(ref) / "recipe.yaml").is_file():
-        model, tokenizer, _ = load_run(ref)
+        model, tokenizer, _ = load_run(ref, verb)
         return model, tokenizer
     if Path(ref).is_dir() and not (Path(ref) / "config.json").is_file():
         raise UserError(f"{ref}: neither a run directory (no recipe.yaml) nor a model folder "

@@ -42,21 +42,30 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def sft_config(recipe: Recipe, output_dir: Path) -> Any:
-    """`SFTConfig` from the recipe; unknown or mistyped `training.*` keys are UserErrors.
+def training_args(recipe: Recipe, output_dir: Path, has_eval: bool = False) -> Any:
+    """The Trainer's config from the recipe: TRL's `SFTConfig`, or for classification
+    transformers' `TrainingArguments`; unknown or mistyped `training.*` keys are UserErrors.
+    Our own keys (knobs.py) are taken out first and fill in the defaults they imply.
     The loss masks (assistant-only, completion-only) are applied when data/tokenize.py runs
     TRL's preparation before the model loads, so the trainer gets labels and both are off."""
-    from trl import SFTConfig
+    from . import knobs
 
-    fields = {f.name: f for f in dataclasses.fields(SFTConfig) if f.init}
-    hints = typing.get_type_hints(SFTConfig)
-    for key, value in recipe.training.items():
+    sft = recipe.task == "sft"
+    if sft:
+        from trl import SFTConfig as config_cls
+    else:
+        from transformers import TrainingArguments as config_cls
+    ours, training = knobs.split(recipe)
+    fields = {f.name: f for f in dataclasses.fields(config_cls) if f.init}
+    hints = typing.get_type_hints(config_cls)
+    for key, value in training.items():
         at = recipe.where(f"training.{key}")
         if key in _OWNED:
             raise UserError(f"{at}training.{key}: set by the recipe's '{_OWNED[key]}' key instead; "
                             f"remove it from training")
         if key not in fields:
-            raise UserError(f"{at}training.{key}: not an SFTConfig option{did_you_mean(key, fields)}")
+            raise UserError(f"{at}training.{key}: not a {config_cls.__name__} option"
+                            f"{did_you_mean(key, [*fields, *knobs.KEYS])}")
         if hints.get(key) in (int, float, bool, str, int | None, float | None, str | None):
             check_type(value, hints[key], f"training.{key}", recipe.where)
     import torch
@@ -65,17 +74,22 @@ def sft_config(recipe: Recipe, output_dir: Path) -> Any:
     values: dict[str, Any] = {
         "gradient_checkpointing": cuda, "bf16": cuda and torch.cuda.is_bf16_supported(),
         "logging_steps": 5, "save_strategy": "no", "save_total_limit": 2,
-        "dataloader_pin_memory": cuda, "disable_tqdm": False, **recipe.training,
-        "output_dir": str(output_dir), "seed": recipe.seed, "max_length": recipe.data.max_length,
-        "assistant_only_loss": False, "completion_only_loss": False,
+        "dataloader_pin_memory": cuda, "disable_tqdm": False,
+        **knobs.config_defaults(recipe, ours, has_eval), **training,
+        "output_dir": str(output_dir), "seed": recipe.seed,
     }
+    if sft:
+        values.update(max_length=recipe.data.max_length, assistant_only_loss=False,
+                      completion_only_loss=False)
+    else:
+        values["gradient_checkpointing"] = training.get("gradient_checkpointing", False)
     try:
-        return SFTConfig(**values)
+        return config_cls(**values)
     except (ValueError, TypeError) as exc:
         reason = str(exc).strip().splitlines()[0][:300]
         keys = ", ".join(f"training.{k}" for k in recipe.training) or "its defaults"
-        raise UserError(f"{recipe.where('training')}training: SFTConfig refused the settings "
-                        f"({keys}): {reason}") from None
+        raise UserError(f"{recipe.where('training')}training: {config_cls.__name__} refused the "
+                        f"settings ({keys}): {reason}") from None
 
 
 def load_data(recipe: Recipe) -> Splits:
@@ -86,18 +100,27 @@ def load_data(recipe: Recipe) -> Splits:
 
 def prepare_data(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
     """Tokenizer and tokenized splits; the pre-flight problems are a UserError. No weights load.
-    `args` is the run's SFTConfig (from `sft_config`)."""
+    `args` is the run's SFTConfig (from `training_args`)."""
     from .data.tokenize import prepare
 
-    if splits.kind == "classification":
-        raise UserError(f"{recipe.where('data.train')}data.train: holds classification rows "
-                        "(text, label), which train a classification head, not a generative "
-                        "model; use messages, prompt-completion or text data with this recipe")
+    check_task(recipe, splits.kind)
     prepared = prepare(recipe, splits, args)
     if prepared.report.fatal:
         raise UserError("data: " + "; ".join(prepared.report.fatal)
                         + "; run `adapters-sft check` on the recipe for the full report")
     return prepared
+
+
+def check_task(recipe: Recipe, kind: str) -> None:
+    """Classification rows train a classifier, anything else a generative model."""
+    if (kind == "classification") == (recipe.task == "classification"):
+        return
+    if kind == "classification":
+        raise UserError(f"{recipe.where('data.train')}data.train: holds classification rows "
+                        "(text, label), which train a classification head; set task=classification, "
+                        "or use messages, prompt-completion or text data")
+    raise UserError(f"{recipe.where('task')}task: classification needs (text, label) rows, but "
+                    f"data.train holds {kind} data; give classification data or set task=sft")
 
 
 def build_strategy(recipe: Recipe) -> Strategy:
@@ -108,6 +131,8 @@ def build_strategy(recipe: Recipe) -> Strategy:
 
 def model_load_kwargs(recipe: Recipe, strategy: Any) -> dict[str, Any]:
     import torch
+
+    from . import knobs
 
     cuda = _cuda()
     kwargs: dict[str, Any] = {}
@@ -120,35 +145,59 @@ def model_load_kwargs(recipe: Recipe, strategy: Any) -> dict[str, Any]:
     if cuda:
         kwargs["device_map"] = {"": 0}
     kwargs.update(strategy.load_options())
+    dropout = knobs.split(recipe)[0].dropout
+    if dropout is not None:
+        from transformers import AutoConfig
+
+        from .models import resolve_model
+
+        config = AutoConfig.from_pretrained(resolve_model(recipe.model),
+                                            trust_remote_code=recipe.trust_remote_code)
+        kwargs.update(knobs.dropout_overrides(config, dropout))
     return kwargs
 
 
 def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = None,
                   data: tuple[Splits, Prepared] | None = None) -> tuple[Any, Any, Splits]:
     """(trainer, strategy, splits) ready to train; nothing is written outside `work_dir`.
-    `data` is what `load_data` and `prepare_data` returned, when the caller has them."""
+    `data` is what `load_data` and `prepare_data` returned, when the caller has them.
+    Generative runs get TRL's SFTTrainer, classification runs transformers' Trainer."""
     from transformers import set_seed
-    from trl import SFTTrainer
 
+    from . import knobs
     from .models import load_model
 
     strategy = build_strategy(recipe)
-    args = sft_config(recipe, work_dir / "checkpoints")
     if data is None:
         splits = load_data(recipe)
-        data = splits, prepare_data(recipe, splits, args)
+        data = splits, prepare_data(recipe, splits, training_args(recipe, work_dir / "checkpoints"))
     splits, prepared = data
+    args = training_args(recipe, work_dir / "checkpoints", splits.eval is not None)
+    ours = knobs.split(recipe)[0]
+    callbacks = [*(callbacks or []), *knobs.callbacks(ours)]
     tokenizer = prepared.tokenizer
-    if tokenizer.eos_token != args.eos_token and recipe.data.template not in ("auto", "none"):
-        # a named template's end-of-turn became the EOS; TRL puts it in the generation config too
-        args = dataclasses.replace(args, eos_token=tokenizer.eos_token)
-    model = load_model(recipe.model, model_load_kwargs(recipe, strategy), recipe.trust_remote_code)
-    set_seed(recipe.seed)  # adapters are initialised in prepare(), before SFTTrainer seeds
-    ready = strategy.prepare(model)
-    trainer = SFTTrainer(
-        model=ready.model, args=args, train_dataset=prepared.train, eval_dataset=prepared.eval,
-        processing_class=tokenizer, peft_config=ready.peft_config, callbacks=callbacks or [])
+    load_kwargs = model_load_kwargs(recipe, strategy)
+    if recipe.task == "classification":
+        from .classify import build_trainer as classification_trainer, load_classifier
+
+        model = load_classifier(recipe.model, load_kwargs, prepared.labels, tokenizer,
+                                recipe.trust_remote_code)
+        set_seed(recipe.seed)  # the new head and any adapter are initialised in prepare()
+        trainer = classification_trainer(model, strategy, args, prepared, callbacks)
+    else:
+        from trl import SFTTrainer
+
+        if tokenizer.eos_token != args.eos_token and recipe.data.template not in ("auto", "none"):
+            # a named template's end-of-turn became the EOS; TRL puts it in the generation config too
+            args = dataclasses.replace(args, eos_token=tokenizer.eos_token)
+        model = load_model(recipe.model, load_kwargs, recipe.trust_remote_code)
+        set_seed(recipe.seed)  # adapters are initialised in prepare(), before SFTTrainer seeds
+        ready = strategy.prepare(model)
+        trainer = SFTTrainer(
+            model=ready.model, args=args, train_dataset=prepared.train, eval_dataset=prepared.eval,
+            processing_class=tokenizer, peft_config=ready.peft_config, callbacks=callbacks)
     strategy.after_trainer(trainer)
+    knobs.install_optimizer(trainer, ours, strategy)
     return trainer, strategy, splits
 
 
@@ -167,7 +216,7 @@ def train(recipe: Recipe, echo: Callable[[str], Any] = print) -> RunResult:
     rundir.check_target(out, recipe.overwrite)
     # Cheap checks first: strategy, data and training keys fail before any model loads.
     splits = load_data(recipe)
-    args = sft_config(recipe, out / "checkpoints")
+    args = training_args(recipe, out / "checkpoints", splits.eval is not None)
     build_strategy(recipe).preflight()
     check_eval(recipe, splits.kind)
     prepared = prepare_data(recipe, splits, args)
@@ -185,16 +234,20 @@ def train(recipe: Recipe, echo: Callable[[str], Any] = print) -> RunResult:
 
 
 def check_eval(recipe: Recipe, fmt: str) -> None:
-    """Exact match needs held-out rows with a reference answer."""
-    if recipe.eval.metric == "none":
+    """Exact match needs held-out rows with a reference answer, accuracy labelled rows."""
+    metric = recipe.eval.metric
+    if metric == "none":
         return
     at = recipe.where("eval.metric")
     if not recipe.data.eval and recipe.data.val_size is None:
         raise UserError(f"{at}eval.metric: needs held-out data; set data.eval=PATH, data.val_size "
                         "or eval.metric=none")
-    if fmt in ("text", "classification"):
+    if metric == "exact_match" and fmt in ("text", "classification"):
         raise UserError(f"{at}eval.metric: exact_match needs a reference answer, which {fmt} data "
                         "has not; use messages or prompt-completion data, or eval.metric=none")
+    if metric == "accuracy" and fmt != "classification":
+        raise UserError(f"{at}eval.metric: accuracy scores a classifier on (text, label) rows, but "
+                        f"the data is {fmt}; use eval.metric=exact_match for generative data")
 
 
 def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
@@ -214,22 +267,38 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
 
     def score(label: str) -> None:
         rows = eval_rows[: recipe.eval.limit]  # limit None keeps every row
+        if recipe.eval.metric == "accuracy":
+            from .classify import evaluate as classification_eval
+
+            scores[label] = report = classification_eval(trainer.model, tokenizer, rows,
+                                                         recipe.data.max_length)
+            echo(f"held-out {label} training: accuracy {report['accuracy']:.1%}, macro F1 "
+                 f"{report['macro_f1']:.3f} ({report['total']} rows)")
+            return
         result = evaluate.exact_match(trainer.model, tokenizer, rows, recipe.eval.max_new_tokens,
                                       recipe.eval.batch_size)
         scores[label] = result
         echo(f"held-out exact match {label} training: {result['correct']}/{result['total']} "
              f"= {result['exact_match']:.1%}")
 
-    if recipe.eval.metric == "exact_match" and recipe.eval.before_training:
+    if recipe.eval.metric != "none" and recipe.eval.before_training:
         score("before")
     result = trainer.train()
     metrics.write({"step": trainer.state.global_step, "train_runtime": result.metrics.get("train_runtime"),
                    "train_loss": result.training_loss, "final": True})
-    if recipe.eval.metric == "exact_match":
+    if "save_strategy" not in recipe.training:  # checkpoints we made only to keep the best one
+        shutil.rmtree(work / "checkpoints", ignore_errors=True)
+    if recipe.eval.metric != "none":
         score("after")
         rundir.write_json(work / "eval.json", scores)
+    if recipe.eval.metric == "accuracy":
+        from .metrics import draw_confusion
+
+        draw_confusion(scores["after"], work / "confusion.png")
     strategy.save(trainer.model, work / strategy.artifact)
     tokenizer.save_pretrained(work / "tokenizer")
+    if data[1].labels is not None:  # the classes, in id order, for loading the run back
+        rundir.write_json(work / "labels.json", [str(x) for x in data[1].labels])
     # Saved with overwrite=false: re-running a saved recipe must never replace a run silently.
     rundir.write_recipe(work / "recipe.yaml", {**recipe.to_dict(), "output_dir": str(out),
                                                "overwrite": False}, out / "recipe.yaml")

@@ -8,13 +8,13 @@ import pytest
 from adapters_sft.cli.main import main
 from adapters_sft.errors import UserError
 from adapters_sft.recipe import load_recipe, recipe_names
-from adapters_sft.trainer import sft_config
+from adapters_sft.trainer import training_args
 
 
 @pytest.mark.parametrize("name", recipe_names())
 def test_every_shipped_recipe_validates_and_says_how_to_run_it(name, tmp_path):
     recipe = load_recipe(name)
-    sft_config(recipe, tmp_path)
+    training_args(recipe, tmp_path)
     first_lines = Path(recipe.source).read_text().splitlines()[:3]
     assert any(line.startswith("# Run: adapters-sft train " + name) for line in first_lines)
 
@@ -53,7 +53,7 @@ def test_wrong_type_on_the_command_line_is_named():
 def test_unknown_training_key_is_checked_against_sftconfig():
     recipe = load_recipe("smollm2-135m/lora", ["training.max_stpes=3"])
     with pytest.raises(UserError, match=r"training\.max_stpes: not an SFTConfig option \(did you mean 'max_steps'\?\)"):
-        sft_config(recipe, Path("x"))
+        training_args(recipe, Path("x"))
 
 
 def test_cp_copy_runs_unchanged(tmp_path, capsys):
@@ -73,7 +73,7 @@ def test_yaml_1_2_booleans_keep_no_and_off_as_strings(tmp_path):
     recipe = load_recipe(str(path), ["training.eval_strategy=no", "training.report_to=off"])
     assert recipe.training == {"save_strategy": "no", "eval_strategy": "no", "report_to": "off"}
     assert recipe.overwrite is True
-    sft_config(recipe, tmp_path)  # SFTConfig accepts them
+    training_args(recipe, tmp_path)  # SFTConfig accepts them
 
 
 def test_exponent_floats_and_strategy_switch_from_the_command_line():

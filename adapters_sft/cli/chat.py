@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from .train import quiet_libraries
 
     quiet_libraries()
-    model, tokenizer = load_model_or_run(args.model)
+    model, tokenizer = load_model_or_run(args.model, "chat")
     sampling: dict[str, Any] = {}
     if args.temperature is not None:
         sampling = {"do_sample": True, "temperature": args.temperature}

@@ -24,11 +24,11 @@ def run(args: argparse.Namespace) -> int:
     from ..data.tokenize import prepare
     from ..errors import UserError
     from ..recipe import load_recipe
-    from ..trainer import sft_config
+    from ..trainer import training_args
 
     recipe = load_recipe(args.recipe, args.overrides)
     splits = load_splits(recipe)
-    report = prepare(recipe, splits, sft_config(recipe, Path(recipe.output_dir) / "checkpoints")).report
+    report = prepare(recipe, splits, training_args(recipe, Path(recipe.output_dir) / "checkpoints")).report
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     print(f"check {recipe.name}: model {recipe.model}")
     print(report.render(color))

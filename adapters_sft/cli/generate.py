@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluate import generate
     from ..runs import load_model_or_run
 
-    model, tokenizer = load_model_or_run(args.model)
+    model, tokenizer = load_model_or_run(args.model, "generate")
     chat = bool(tokenizer.chat_template)
     prompts = [r["messages"] if "messages" in r else
                ([{"role": "user", "content": r["prompt"]}] if chat else r["prompt"]) for r in rows]

@@ -13,9 +13,9 @@ import sys
 import warnings
 
 from ..errors import CheckFailed, UserError
-from . import chat, check, cp, export, generate, ls, merge, show, train, validate
+from . import chat, check, cp, eval, export, generate, ls, merge, show, train, validate
 
-VERBS = (ls, show, cp, validate, check, train, generate, chat, merge, export)
+VERBS = (ls, show, cp, validate, check, train, eval, generate, chat, merge, export)
 
 
 def build_parser() -> argparse.ArgumentParser:

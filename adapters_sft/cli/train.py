@@ -33,8 +33,12 @@ def run(args: argparse.Namespace) -> int:
     quiet_libraries()
     result = train(recipe, echo=lambda line: print(f"adapters-sft: {line}", flush=True))
     before, after = result.scores.get("before"), result.scores.get("after")
-    if before and after:
+    if before and after and "exact_match" in after:
         print(f"adapters-sft: held-out exact match {before['exact_match']:.1%} before -> "
               f"{after['exact_match']:.1%} after training")
+    elif before and after:
+        print(f"adapters-sft: held-out accuracy {before['accuracy']:.1%} before -> "
+              f"{after['accuracy']:.1%} after training; macro F1 {before['macro_f1']:.3f} -> "
+              f"{after['macro_f1']:.3f}")
     print(f"adapters-sft: run saved in {result.run_dir}")
     return 0

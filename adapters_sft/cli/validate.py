@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..recipe import load_recipe
-    from ..trainer import check_eval, load_data, sft_config
+    from ..trainer import check_eval, load_data, training_args
 
     recipe = load_recipe(args.recipe, args.overrides)
     if not args.no_data:
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"data: {len(splits.train.rows)} training rows ({splits.format})"
               + (f", {len(splits.eval.rows)} held-out rows" if splits.eval else ""))
         check_eval(recipe, splits.kind)
-    sft_config(recipe, Path(recipe.output_dir) / "checkpoints")
+    training_args(recipe, Path(recipe.output_dir) / "checkpoints")
     print(yaml.safe_dump(recipe.to_dict(), sort_keys=False).rstrip())
     print(f"ok: {recipe.source} is valid")
     return 0

@@ -30,6 +30,7 @@ class Prepared:
     eval: Any | None
     report: check.Report
     chat: bool = False      # rows went through the chat template
+    labels: list[Any] | None = None  # classification: the label set; its order gives the ids
 
 
 def conversational(kind: str, rows: list[dict[str, Any]], tokenizer: Any, template: str) -> bool:
@@ -89,16 +90,19 @@ def prepare(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
 
     datasets.disable_progress_bars()
     tokenizer = load_tokenizer(recipe.model, recipe.trust_remote_code)
-    if args.eos_token:  # training.eos_token, as TRL would set it before tokenizing
+    if getattr(args, "eos_token", None):  # training.eos_token, as TRL would set it before tokenizing
         tokenizer.eos_token = args.eos_token
     d = recipe.data
-    report = check.Report(recipe.data.max_length, args.truncation_mode)
+    report = check.Report(recipe.data.max_length, getattr(args, "truncation_mode", "keep_end"))
     report.notes.append(f"format: {splits.format}" + (f" (trained as {splits.kind})"
                                                      if splits.kind != splits.format else ""))
     report.warnings += splits.warnings
     if splits.kind == "classification":
         check.classification(report, tokenizer, splits)
-        return Prepared(tokenizer, None, None, report)
+        labels = label_set(splits.train.rows)
+        train, held = (classification_dataset(s.rows, tokenizer, labels, d.max_length) if s else None
+                       for s in (splits.train, splits.eval))
+        return Prepared(tokenizer, train, held, report, labels=labels)
     chat = conversational(splits.kind, splits.train.rows, tokenizer, d.template)
     report.notes.append("template: " + templates.setup(tokenizer, d.template, chat, d.train_on_prompt))
     report.notes.append("pad token: " + distinct_pad(tokenizer))
@@ -112,3 +116,21 @@ def prepare(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
     train = one("train", splits.train)
     held = one("eval", splits.eval) if splits.eval else None
     return Prepared(tokenizer, train, held, report, chat)
+
+
+def label_set(rows: list[dict[str, Any]]) -> list[Any]:
+    """The training labels in a stable order (numbers numerically, names alphabetically):
+    label i of the classifier is the i-th of these."""
+    return sorted({r["label"] for r in rows})
+
+
+def classification_dataset(rows: list[dict[str, Any]], tokenizer: Any, labels: list[Any],
+                           max_length: int | None) -> Any:
+    """Columns input_ids, attention_mask and labels (the label's index); a label outside
+    `labels` (never seen in training) gets -1, which check.classification already reported."""
+    from datasets import Dataset
+
+    index = {label: i for i, label in enumerate(labels)}
+    enc = tokenizer([r["text"] for r in rows], truncation=max_length is not None, max_length=max_length)
+    return Dataset.from_dict({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+                              "labels": [index.get(r["label"], -1) for r in rows]})

@@ -43,7 +43,7 @@ def export_peft(run_dir: str | Path, out: Path, overwrite: bool,
                 echo: Callable[[str], Any]) -> dict[str, Any]:
     from ..rundir import commit, staging_dir
 
-    run = open_run(run_dir)
+    run = open_run(run_dir, "export")
     check_out(out, overwrite, run.path)
     tmp = staging_dir(out)
     try:
@@ -69,7 +69,7 @@ def export_gguf(run_dir: str | Path, out: Path, outtype: str, overwrite: bool,
 
     if outtype not in OUTTYPES:
         raise UserError(f"--outtype: '{outtype}' is not one of {', '.join(OUTTYPES)}")
-    run = open_run(run_dir)
+    run = open_run(run_dir, "export")
     check_out(out, overwrite, run.path)
     run.strategy.check_mergeable()
     # Refuse what the writer cannot express before spending a merge on it.

@@ -76,7 +76,7 @@ def merge_run(run_dir: str | Path, out: str | Path, dtype: str = "auto", overwri
     from ..rundir import commit, staging_dir, write_json
     from ..trainer import model_load_kwargs
 
-    run, out = open_run(run_dir), Path(out)
+    run, out = open_run(run_dir, "merge"), Path(out)
     run.strategy.check_mergeable()
     dtype = resolve_dtype(dtype, run.recipe)
     check_out(out, overwrite, run.path)

@@ -7,13 +7,18 @@ shared trainer calls in order:
     load_options()  -> extra kwargs for `from_pretrained` (dtype, quantization, device map)
     prepare(model)  -> Prepared(model, peft_config): freeze/unfreeze or inject adapters; the
                        trainer hands `peft_config` to TRL's SFTTrainer, which applies it
-    after_trainer(trainer)   optional last word once SFTTrainer has wrapped the model
+    after_trainer(trainer)   optional last word once the trainer has wrapped the model
+    lr_scale()               optional name -> learning-rate factor (LoRA+); None for one lr
+    later_params()           parameters frozen now that training will unfreeze (gradual)
     save(model, dir)         write only what was trained into `dir`
     load_trained(base, dir)  put what `save` wrote back onto a freshly loaded base model
     check_mergeable()        raise a UserError saying why, if what trained cannot be folded
     load_for_merge(recipe, dir)  the trained model in full precision, ready to fold
     merge(model)             fold what trained into plain weights (LoRA: merge_and_unload)
     export_peft(dir, out)    copy what trained as a folder vanilla PEFT loads, or say why not
+
+`prepare` gets a causal LM or, for `task: classification`, a sequence-classification model
+(layers.is_classifier tells them apart; layers.task_head finds the head of either).
 
 A third-party strategy subclasses `Strategy` in its own package and declares it under the
 `adapters_sft.strategies` entry-point group; nothing in core changes.
@@ -68,7 +73,16 @@ class Strategy:
         raise NotImplementedError
 
     def after_trainer(self, trainer: Any) -> None:
-        """Called once SFTTrainer has built the final model, before training starts."""
+        """Called once the trainer has built the final model, before training starts."""
+
+    def lr_scale(self) -> Callable[[str], float] | None:
+        """A per-parameter learning-rate factor by parameter name, or None (one rate)."""
+        return None
+
+    def later_params(self) -> list[Any]:
+        """Parameters frozen at the start that training will unfreeze: the optimizer must
+        hold them from the start (optim.py)."""
+        return []
 
     def save(self, model: Any, out: Path) -> None:
         raise NotImplementedError

@@ -1,7 +1,8 @@
 """full: every parameter trains; the whole model is saved as safetensors.
 
 The reference point for quality and the most memory-hungry strategy (weights, gradients and
-two Adam moments for every parameter).
+two Adam moments for every parameter). With `unfreeze_every`, training starts with only the
+top (head) and thaws one block per stage, then the embeddings (unfreeze.py).
 """
 from __future__ import annotations
 
@@ -10,15 +11,22 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..layers import anatomy
+from ..typed import option
 from .base import Options, Prepared, Strategy
+from .unfreeze import Gradual, check_every
 
 
 @dataclasses.dataclass
 class FullOptions(Options):
-    pass
+    unfreeze_every: int | str | None = option(None, "gradual unfreezing: start with the head, thaw "
+                                                    "one more block every N steps, or 'epoch'")
+
+    def __post_init__(self) -> None:
+        check_every(self.unfreeze_every)
 
 
-class FullStrategy(Strategy):
+class FullStrategy(Gradual, Strategy):
     name = "full"
     Options = FullOptions
     artifact = "weights"
@@ -27,6 +35,9 @@ class FullStrategy(Strategy):
     def prepare(self, model: Any) -> Prepared:
         for p in model.parameters():
             p.requires_grad_(True)
+        parts = anatomy(model)
+        stages = [[p for _, p in block] for block in parts.blocks[::-1]]
+        self.start_frozen(stages + ([[p for _, p in parts.bottom]] if parts.bottom else []))
         return Prepared(model)
 
     def save(self, model: Any, out: Path) -> None:

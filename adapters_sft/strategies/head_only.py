@@ -4,6 +4,9 @@ The cheapest strategy: a linear probe on frozen features. Many LLMs (SmolLM2 amo
 the output head to the input embeddings; training the tied matrix would change the input
 side too, so we first give the head its own copy of the weights ("untie"), which leaves the
 model's outputs unchanged, and train that copy alone. Only the head is saved.
+
+For `task: classification` the head is the new classifier (`classifier`, `score`): a linear
+probe on the frozen pretrained features.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..layers import is_classifier, task_head
 from .base import Options, Prepared, Strategy, freeze_all, load_saved, save_trainable
 
 
@@ -39,12 +43,13 @@ class HeadOnlyStrategy(Strategy):
     name = "head-only"
     Options = HeadOnlyOptions
     artifact = "weights"
-    summary = "train only the output head (untied from the embeddings); saves the head"
+    summary = "train only the output head (a new classifier, or the LM head untied); saves the head"
 
     def prepare(self, model: Any) -> Prepared:
-        head = untie_head(model)
+        if not is_classifier(model):
+            untie_head(model)
         freeze_all(model)
-        for p in head.parameters():
+        for _, p in task_head(model):
             p.requires_grad_(True)
         return Prepared(model)
 
@@ -52,7 +57,8 @@ class HeadOnlyStrategy(Strategy):
         save_trainable(model, out, {"strategy": self.name})
 
     def load_trained(self, base: Any, out: Path) -> Any:
-        untie_head(base)
+        if not is_classifier(base):
+            untie_head(base)
         load_saved(base, out)
         return base
 

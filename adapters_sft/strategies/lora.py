@@ -2,15 +2,26 @@
 
 Each targeted linear layer W gets a trainable update (alpha / r) * B @ A with A: r x d_in and
 B: d_out x r, B zero-initialised so training starts from the base model. We only build the
-`LoraConfig`; TRL's SFTTrainer applies it. The saved adapter is a plain PEFT folder.
+`LoraConfig`; TRL's SFTTrainer applies it (for classification, we do with get_peft_model,
+and PEFT's SEQ_CLS task trains and saves the new classifier with the adapter). The saved
+adapter is a plain PEFT folder.
+
+Variants, all PEFT's own: DoRA (use_dora, Liu et al. 2024), rsLoRA (use_rslora: alpha/sqrt(r)
+scaling), LoRA+ (loraplus_lr_ratio: B learns that many times faster than A; our optimizer
+groups, optim.py), initialisations (init: gaussian, orthogonal, pissa, pissa_niter_K, olora),
+and modules_to_save (fully trained extra modules, e.g. a head or embeddings). PiSSA and OLoRA
+move the principal part of each base weight into the adapter, so the adapter is saved
+converted (PEFT's path_initial_model_for_weight_conversion) to apply to the untouched base.
 """
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..layers import is_classifier
 from ..typed import option
 from .base import Options, Prepared, Strategy
 
@@ -23,6 +34,14 @@ class LoraOptions(Options):
     target_modules: str | list[str] = option(
         "all-linear", "module names to adapt, or 'all-linear' for every linear layer but the head")
     bias: str = option("none", "train biases too: none, all or lora_only")
+    use_dora: bool = option(False, "DoRA: learn a magnitude vector beside the low-rank direction")
+    use_rslora: bool = option(False, "rsLoRA: scale by alpha / sqrt(r) instead of alpha / r")
+    init: str = option("default", "adapter init: default (B = 0), gaussian, orthogonal, pissa, "
+                                  "pissa_niter_K (fast SVD), olora")
+    loraplus_lr_ratio: float | None = option(None, "LoRA+: lora_B's learning rate over lora_A's "
+                                                   "(e.g. 16); unset for one rate")
+    modules_to_save: list[str] = option([], "modules trained in full and saved with the adapter, "
+                                            "e.g. [lm_head] or [embed_tokens]")
 
     def __post_init__(self) -> None:
         if self.r < 1:
@@ -35,6 +54,19 @@ class LoraOptions(Options):
             raise UserError(f"strategy.bias: must be none, all or lora_only, got '{self.bias}'")
         if isinstance(self.target_modules, list) and not self.target_modules:
             raise UserError("strategy.target_modules: empty list; name modules or use 'all-linear'")
+        if self.init not in INITS and not re.fullmatch(r"pissa_niter_\d+", self.init):
+            raise UserError(f"strategy.init: must be one of {', '.join(INITS)} or pissa_niter_K, "
+                            f"got '{self.init}'")
+        if self.loraplus_lr_ratio is not None and self.loraplus_lr_ratio <= 0:
+            raise UserError(f"strategy.loraplus_lr_ratio: must be positive, got {self.loraplus_lr_ratio}")
+
+    @property
+    def rewrites_base(self) -> bool:
+        """PiSSA and OLoRA subtract the adapter's initial value from the base weights."""
+        return self.init.startswith("pissa") or self.init == "olora"
+
+
+INITS = ("default", "gaussian", "orthogonal", "pissa", "olora")
 
 
 class LoraStrategy(Strategy):
@@ -42,18 +74,47 @@ class LoraStrategy(Strategy):
     Options = LoraOptions
     summary = "PEFT LoRA adapters on the linear layers; saves a PEFT adapter"
 
-    def peft_config(self) -> Any:
+    _init_dir: Path | None = None
+
+    def peft_config(self, model: Any = None) -> Any:
         from peft import LoraConfig
 
         o = self.opts
         return LoraConfig(r=o.r, lora_alpha=o.alpha, lora_dropout=o.dropout, bias=o.bias,
-                          target_modules=o.target_modules, task_type="CAUSAL_LM")
+                          target_modules=o.target_modules, use_dora=o.use_dora,
+                          use_rslora=o.use_rslora, modules_to_save=o.modules_to_save or None,
+                          init_lora_weights=True if o.init == "default" else o.init,
+                          task_type="SEQ_CLS" if model is not None and is_classifier(model) else "CAUSAL_LM")
 
     def prepare(self, model: Any) -> Prepared:
-        return Prepared(model, self.peft_config())
+        return Prepared(model, self.peft_config(model))
+
+    def after_trainer(self, trainer: Any) -> None:
+        if self.opts.rewrites_base:  # keep the initial adapter, to save the trained one converted
+            import tempfile
+
+            model = trainer.model
+            self._init_dir = Path(tempfile.mkdtemp(prefix="adapters-sft-lora-init-"))
+            model.peft_config["default"].init_lora_weights = True  # the saved one loads as plain LoRA
+            model.save_pretrained(self._init_dir, safe_serialization=True)
+
+    def lr_scale(self) -> Any:
+        ratio = self.opts.loraplus_lr_ratio
+        if ratio is None:
+            return None
+        return lambda name: ratio if "lora_B" in name or "lora_embedding_B" in name else 1.0
 
     def save(self, model: Any, out: Path) -> None:
-        model.save_pretrained(out, safe_serialization=True)
+        if self._init_dir is None:
+            model.save_pretrained(out, safe_serialization=True)
+            return
+        import shutil
+
+        try:
+            model.save_pretrained(out, safe_serialization=True,
+                                  path_initial_model_for_weight_conversion=str(self._init_dir))
+        finally:
+            shutil.rmtree(self._init_dir, ignore_errors=True)
 
     def load_trained(self, base: Any, out: Path) -> Any:
         return load_adapter(base, out)

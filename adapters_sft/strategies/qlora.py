@@ -35,6 +35,9 @@ class QLoraOptions(LoraOptions):
             raise UserError(f"strategy.bits: must be 4 or 8, got {self.bits}")
         if self.quant_type not in ("nf4", "fp4"):
             raise UserError(f"strategy.quant_type: must be nf4 or fp4, got '{self.quant_type}'")
+        if self.rewrites_base:
+            raise UserError(f"strategy.init: {self.init} rewrites the base weights, which qlora "
+                            "keeps quantized; use init default, gaussian or orthogonal, or strategy lora")
         if self.adapter_dtype not in ("auto", "bfloat16", "float32"):
             raise UserError(f"strategy.adapter_dtype: must be auto, bfloat16 or float32, "
                             f"got '{self.adapter_dtype}'")
@@ -79,7 +82,7 @@ class QLoraStrategy(LoraStrategy):
         disable_cpu_inference_repack(model)
         # Gradient checkpointing is the trainer's decision (training.gradient_checkpointing).
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-        return Prepared(model, self.peft_config())
+        return Prepared(model, self.peft_config(model))
 
     def after_trainer(self, trainer: Any) -> None:
         import torch

@@ -10,14 +10,14 @@ import pytest
 from adapters_sft.data import load_splits
 from adapters_sft.data.formats import RowProblem, normalise
 from adapters_sft.data.tokenize import prepare
-from adapters_sft.trainer import sft_config
+from adapters_sft.trainer import training_args
 
 from .corpus import PAIRS, write_all
 
 
 def _prepared(recipe, tmp_path):
     splits = load_splits(recipe)
-    return splits, prepare(recipe, splits, sft_config(recipe, tmp_path / "c"))
+    return splits, prepare(recipe, splits, training_args(recipe, tmp_path / "c"))
 
 
 def test_every_format_gives_identical_ids_and_masks(tiny_recipe, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from adapters_sft.data import load_splits
 from adapters_sft.data.tokenize import distinct_pad, prepare
-from adapters_sft.trainer import sft_config
+from adapters_sft.trainer import training_args
 
 
 def _trl_built(tiny_model_dir, tmp_path, rows, **flags):
@@ -38,7 +38,7 @@ def test_same_ids_and_labels_as_sfttrainer_builds(rows, flags, extra, tiny_recip
     path = tmp_path / "d.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     recipe = tiny_recipe("lora", f"data.train={path}", "data.eval=null", "data.max_length=null", *extra)
-    ours = prepare(recipe, load_splits(recipe), sft_config(recipe, tmp_path / "c")).train
+    ours = prepare(recipe, load_splits(recipe), training_args(recipe, tmp_path / "c")).train
     assert [(r["input_ids"], r["labels"]) for r in ours] == _trl_built(tiny_model_dir, tmp_path, rows, **flags)
 
 
@@ -48,7 +48,7 @@ def test_multi_turn_trains_every_assistant_turn(tiny_recipe, tmp_path):
         {"role": "user", "content": "what is one"}, {"role": "assistant", "content": "one"},
         {"role": "user", "content": "what is two"}, {"role": "assistant", "content": "two"}]}) + "\n")
     recipe = tiny_recipe("lora", f"data.train={path}", "data.eval=null")
-    ready = prepare(recipe, load_splits(recipe), sft_config(recipe, tmp_path / "c"))
+    ready = prepare(recipe, load_splits(recipe), training_args(recipe, tmp_path / "c"))
     tok, row = ready.tokenizer, ready.train[0]
     trained = [t for t, lab in zip(row["input_ids"], row["labels"]) if lab != -100]
     assert tok.convert_ids_to_tokens(trained) == ["one", "<|im_end|>", "two", "<|im_end|>"]
@@ -71,7 +71,7 @@ def test_collated_batch_keeps_eos_in_the_loss_when_pad_is_eos(tiny_recipe, tmp_p
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
     recipe = tiny_recipe("lora")
-    ready = prepare(recipe, load_splits(recipe), sft_config(recipe, tmp_path / "c"))
+    ready = prepare(recipe, load_splits(recipe), training_args(recipe, tmp_path / "c"))
     eos = ready.tokenizer.eos_token_id
     rows = [ready.train[i] for i in range(4)]
     batch = DataCollatorForLanguageModeling(pad_token_id=eos)(rows)

@@ -44,12 +44,12 @@ def test_every_format_gives_identical_ids_and_masks_with_the_real_tokenizer(file
     from adapters_sft.data import load_splits
     from adapters_sft.data.tokenize import prepare
     from adapters_sft.recipe import load_recipe
-    from adapters_sft.trainer import sft_config
+    from adapters_sft.trainer import training_args
 
     seen = {}
     for label, path in files.items():
         recipe = load_recipe("smollm2-135m/lora", [f"data.train={path}", "data.eval=null"])
-        ready = prepare(recipe, load_splits(recipe), sft_config(recipe, tmp_path))
+        ready = prepare(recipe, load_splits(recipe), training_args(recipe, tmp_path))
         seen[label] = [(r["input_ids"], r["labels"]) for r in ready.train]
     assert all(rows == seen["messages"] for rows in seen.values())
     ids, labels = seen["messages"][0]

@@ -15,6 +15,8 @@ from adapters_sft.trainer import build_trainer, train
 CASES = {
     "head-only": ({}, r"^lm_head\.weight$", 1),
     "full": ({}, r".", None),  # every parameter
+    # the top block, the final norm and the untied head: 9 + 1 + 1
+    "freeze": ({"trainable_layers": 1}, r"^(model\.layers\.1\.|model\.norm\.|lm_head\.)", 11),
     "lora": ({"r": 4, "alpha": 8, "dropout": 0.0}, r"\.lora_[AB]\.", 2 * 7 * 2),
     "qlora": ({"r": 4, "alpha": 8, "dropout": 0.0, "bits": 4}, r"\.lora_[AB]\.", 2 * 7 * 2),
     "adapter": ({"kind": "houlsby", "reduction_factor": 4}, r"\.adapter\.(down|up)\.", 2 * 2 * 4),
@@ -69,7 +71,7 @@ def test_save_and_reload_reproduce_the_trained_logits(name, tiny_recipe):
     # only what trained was saved
     trainable = {n for n, p in trained.named_parameters() if p.requires_grad}
     saved = _saved_tensor_names(result.run_dir)
-    if name in ("head-only", "adapter"):
+    if name in ("head-only", "adapter", "freeze"):
         assert saved == trainable
     elif name in ("lora", "qlora"):  # PEFT drops the adapter name from its keys
         assert saved == {n.replace(".default", "") for n in trainable}

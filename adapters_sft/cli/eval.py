@@ -1,0 +1,44 @@
+"""`adapters-sft eval RUN_DIR [--data PATH]`: score a finished run on held-out data.
+
+Classifiers: accuracy, macro and per-class precision/recall/F1 and a confusion matrix
+(printed, and saved as eval.json and confusion.png). Generative runs: loss, perplexity and
+exact match (or `--metric package.module:function`). See adapters_sft/eval_run.py.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import UserError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="score a run on its held-out split or --data: accuracy/F1/"
+                                    "confusion matrix, or loss/perplexity/exact match")
+    p.add_argument("run_dir", type=Path, help="a finished run directory")
+    p.add_argument("--data", help="held-out rows to score instead of the run's own (same forms "
+                                  "as data.train: a file, folder or builtin:NAME)")
+    p.add_argument("--limit", type=int, help="score only the first N rows")
+    p.add_argument("--metric", default="exact_match",
+                   help="generative runs: exact_match, or package.module:function called as "
+                        "f(answer, reference) -> float")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-new-tokens", type=int, help="generation budget (default: the recipe's)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..eval_run import evaluate_run, summary
+    from .train import quiet_libraries
+
+    for key in ("limit", "batch_size", "max_new_tokens"):
+        value = getattr(args, key)
+        if value is not None and value < 1:
+            raise UserError(f"--{key.replace('_', '-')}: must be at least 1, got {value}")
+    quiet_libraries()
+    result = evaluate_run(args.run_dir, args.data, args.limit, args.metric, args.batch_size,
+                          args.max_new_tokens)
+    print(summary(result))
+    saved = "eval.json and confusion.png" if result.task == "classification" else "eval.json"
+    print(f"adapters-sft: {saved} saved in {result.out}")
+    return 0
