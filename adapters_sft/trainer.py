@@ -64,7 +64,7 @@ def training_args(recipe: Recipe, output_dir: Path, has_eval: bool = False) -> A
             raise UserError(f"{at}training.{key}: set by the recipe's '{_OWNED[key]}' key instead; "
                             f"remove it from training")
         if key not in fields:
-            raise UserError(f"{at}training.{key}: not a {config_cls.__name__} option"
+            raise UserError(f"{at}training.{key}: not an option of {config_cls.__name__} or ours"
                             f"{did_you_mean(key, [*fields, *knobs.KEYS])}")
         if hints.get(key) in (int, float, bool, str, int | None, float | None, str | None):
             check_type(value, hints[key], f"training.{key}", recipe.where)

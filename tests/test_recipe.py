@@ -52,7 +52,7 @@ def test_wrong_type_on_the_command_line_is_named():
 
 def test_unknown_training_key_is_checked_against_sftconfig():
     recipe = load_recipe("smollm2-135m/lora", ["training.max_stpes=3"])
-    with pytest.raises(UserError, match=r"training\.max_stpes: not an SFTConfig option \(did you mean 'max_steps'\?\)"):
+    with pytest.raises(UserError, match=r"training\.max_stpes: not an option of SFTConfig or ours \(did you mean 'max_steps'\?\)"):
         training_args(recipe, Path("x"))
 
 
