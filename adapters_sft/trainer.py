@@ -180,9 +180,10 @@ def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = 
     if recipe.task == "classification":
         from .classify import build_trainer as classification_trainer, load_classifier
 
+        set_seed(recipe.seed)  # the new head is initialised as the model loads
         model = load_classifier(recipe.model, load_kwargs, prepared.labels, tokenizer,
                                 recipe.trust_remote_code)
-        set_seed(recipe.seed)  # the new head and any adapter are initialised in prepare()
+        set_seed(recipe.seed)  # and any adapter in prepare()
         trainer = classification_trainer(model, strategy, args, prepared, callbacks)
     else:
         from trl import SFTTrainer
