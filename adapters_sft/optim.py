@@ -21,7 +21,8 @@ from typing import Any, Callable
 def param_groups(model: Any, lr: float, weight_decay: float, layer_decay: float | None = None,
                  scale: Callable[[str], float] = lambda name: 1.0,
                  later: list[Any] = ()) -> list[dict[str, Any]]:
-    """Parameter groups: one per (learning rate, weight decay) pair, in first-seen order.
+    """Parameter groups: one per (learning rate, weight decay) pair, highest rate first (the
+    Trainer logs the first group's rate as `learning_rate`, so the logs show the head's).
     Holds every trainable parameter plus `later` (frozen now, unfrozen during training)."""
     from transformers import Trainer
 
@@ -36,7 +37,8 @@ def param_groups(model: Any, lr: float, weight_decay: float, layer_decay: float 
             continue
         rate = lr * scale(name) * (layer_decay ** depth.get(id(p), 0) if layer_decay is not None else 1.0)
         groups.setdefault((rate, weight_decay if name in decayed else 0.0), []).append(p)
-    return [{"params": ps, "lr": rate, "weight_decay": wd} for (rate, wd), ps in groups.items()]
+    return [{"params": ps, "lr": rate, "weight_decay": wd}
+            for (rate, wd), ps in sorted(groups.items(), key=lambda kv: -kv[0][0])]
 
 
 def install(trainer: Any, layer_decay: float | None, scale: Callable[[str], float],

@@ -106,3 +106,72 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+# Three topics a tiny classifier can learn from single words.
+TOPIC_WORDS = {"animal": ("cat", "dog"), "sky": ("sun", "moon"), "color": ("red", "blue", "green")}
+
+
+def topic_rows(n: int, offset: int = 0) -> list[dict]:
+    rows = []
+    fillers = WORDS[:12]
+    for i in range(n):
+        label = list(TOPIC_WORDS)[i % 3]
+        word = TOPIC_WORDS[label][(i + offset) % len(TOPIC_WORDS[label])]
+        rows.append({"text": f"{fillers[(i + offset) % 12]} {word} {fillers[(i * 7 + offset) % 12]}",
+                     "label": label})
+    return rows
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 3-block BERT encoder + WordLevel tokenizer ([CLS] text [SEP]), in safetensors."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+    vocab = {w: i for i, w in enumerate(specials + WORDS)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]")
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                        num_attention_heads=4, max_position_embeddings=64, pad_token_id=0)
+    out = tmp_path_factory.mktemp("tiny-bert")
+    BertModel(config).save_pretrained(out, safe_serialization=True)
+    fast.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def topic_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("topics")
+    paths = {}
+    for split, rows in (("train", topic_rows(48)), ("eval", topic_rows(12, offset=5))):
+        paths[split] = root / f"{split}.jsonl"
+        paths[split].write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return paths
+
+
+@pytest.fixture
+def cls_recipe(tmp_path: Path, tiny_bert_dir: Path, topic_data: dict[str, Path]):
+    """tiny_recipe for `task: classification` on the tiny BERT (model=... overrides it)."""
+    from adapters_sft.recipe import load_recipe
+
+    def make(strategy: str, *overrides: str, **strategy_opts):
+        body = {"model": str(tiny_bert_dir), "task": "classification",
+                "strategy": {"name": strategy, **strategy_opts},
+                "data": {"train": str(topic_data["train"]), "eval": str(topic_data["eval"]),
+                         "max_length": 32},
+                "training": {"max_steps": 4, "per_device_train_batch_size": 8,
+                             "learning_rate": 1e-2, "logging_steps": 1},
+                "output_dir": str(tmp_path / "run")}
+        path = tmp_path / f"cls-{strategy}.yaml"
+        path.write_text(json.dumps(body))
+        return load_recipe(str(path), list(overrides))
+
+    return make
