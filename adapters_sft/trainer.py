@@ -257,7 +257,8 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
 
     out = Path(recipe.output_dir)
     metrics = rundir.MetricsWriter(work / "metrics.jsonl")
-    trainer, strategy, splits = build_trainer(recipe, work, [metrics.as_callback()], data)
+    logger = metrics.as_callback()
+    trainer, strategy, splits = build_trainer(recipe, work, [logger], data)
     eval_rows = splits.eval.rows if splits.eval else []
     if data[1].chat:  # held-out prompts go through the template exactly as training rows did
         from .data.tokenize import as_chat
@@ -303,5 +304,6 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
     # Saved with overwrite=false: re-running a saved recipe must never replace a run silently.
     rundir.write_recipe(work / "recipe.yaml", {**recipe.to_dict(), "output_dir": str(out),
                                                "overwrite": False}, out / "recipe.yaml")
+    trainer.remove_callback(logger)  # the staging folder is renamed; later evaluate() calls only print
     return trainer, scores
 
