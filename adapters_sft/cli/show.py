@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..knobs import Knobs
 from ..recipe import DataSection, find_recipe, read_recipe_file
 from ..registry import get_strategy
 from ..typed import describe_fields
@@ -29,4 +30,7 @@ def run(args: argparse.Namespace) -> int:
     print("\n# data options (docs/data.md; `adapters-sft check` shows what they do to your rows)")
     for field, type_, default, help_ in describe_fields(DataSection):
         print(f"#   data.{field} ({type_}, default {default!r}): {help_}")
+    print("\n# our training keys, beside SFTConfig's / TrainingArguments' (docs/strategies.md)")
+    for field, type_, default, help_ in describe_fields(Knobs):
+        print(f"#   training.{field} ({type_}, default {default!r}): {help_}")
     return 0
