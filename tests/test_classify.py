@@ -109,3 +109,20 @@ def test_generative_verbs_refuse_a_classification_run(cls_recipe, tmp_path):
     with pytest.raises(UserError, match="chat works on generative runs"):
         load_model_or_run(str(run), "chat")
     assert not (tmp_path / "m").exists()
+
+
+def test_bottleneck_adapters_train_the_score_head_too(cls_recipe, tiny_model_dir):
+    result = train(cls_recipe("adapter", f"model={tiny_model_dir}", reduction_factor=4),
+                   echo=lambda *_: None)
+    model = result.trainer.model.eval()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert "score.weight" in trainable and any(".adapter." in n for n in trainable)
+    reloaded, tokenizer, _ = load_run(result.run_dir)
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**_batch(tokenizer)).logits, model(**_batch(tokenizer)).logits,
+                                   rtol=0, atol=1e-5)
+
+
+def test_bottleneck_adapters_refuse_a_bert_with_a_clear_reason(cls_recipe, tmp_path):
+    with pytest.raises(UserError, match=r"'adapter' found no transformer blocks with an 'mlp' .* use 'lora'"):
+        build_trainer(cls_recipe("adapter"), tmp_path / "w")

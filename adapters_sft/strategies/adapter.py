@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..layers import blocks, is_classifier, task_head
 from ..typed import option
 from .base import Options, Prepared, Strategy, freeze_all, load_saved, save_trainable
 
@@ -72,15 +73,12 @@ def _bottleneck_classes() -> tuple[type, type]:
 
 
 def _blocks(model: Any) -> list[Any]:
-    """The transformer blocks: the longest ModuleList whose items have an `mlp`."""
-    from torch import nn
-
-    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m)
-             and all(hasattr(b, "mlp") for b in m)]
-    if not lists:
+    """The transformer blocks (layers.blocks), which must have an `mlp` sub-module."""
+    found = blocks(model)
+    if not found or not all(hasattr(b, "mlp") for b in found):
         raise UserError("strategy.name: 'adapter' found no transformer blocks with an 'mlp' "
-                        "sub-module in this model; use 'lora' instead")
-    return list(max(lists, key=len))
+                        "sub-module in this model (Llama-style blocks); use 'lora' instead")
+    return found
 
 
 def inject(model: Any, opts: AdapterOptions) -> None:
@@ -109,6 +107,9 @@ class AdapterStrategy(Strategy):
     def prepare(self, model: Any) -> Prepared:
         freeze_all(model)
         inject(model, self.opts)
+        if is_classifier(model):  # a new classifier head trains with the adapters
+            for _, p in task_head(model):
+                p.requires_grad_(True)
         return Prepared(model)
 
     def save(self, model: Any, out: Path) -> None:
