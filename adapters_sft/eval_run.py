@@ -78,7 +78,7 @@ def generative(model: Any, tokenizer: Any, recipe: Any, rows: list[dict[str, Any
         raise UserError("--data: (text, label) rows score a classifier; this run is generative")
     chat = conversational(kind, rows, tokenizer, recipe.data.template)
     rows = as_chat(rows) if chat else rows
-    args = training_args(recipe, Path(recipe.output_dir) / "checkpoints")
+    args = training_args(recipe, Path(recipe.output_dir) / "checkpoints", has_eval=True)
     dataset = tokenize(rows, kind, tokenizer, args, recipe.data.train_on_prompt)
     report: dict[str, Any] = evaluate.lm_loss(model, dataset, tokenizer.pad_token_id, batch_size)
     if kind != "text":

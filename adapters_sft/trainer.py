@@ -170,7 +170,8 @@ def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = 
     strategy = build_strategy(recipe)
     if data is None:
         splits = load_data(recipe)
-        data = splits, prepare_data(recipe, splits, training_args(recipe, work_dir / "checkpoints"))
+        data = splits, prepare_data(recipe, splits, training_args(recipe, work_dir / "checkpoints",
+                                                                  splits.eval is not None))
     splits, prepared = data
     args = training_args(recipe, work_dir / "checkpoints", splits.eval is not None)
     ours = knobs.split(recipe)[0]

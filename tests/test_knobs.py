@@ -74,3 +74,13 @@ def test_bad_knobs_are_named(cls_recipe, tmp_path, override, message):
 def test_early_stopping_needs_held_out_data(cls_recipe):
     with pytest.raises(UserError, match=r"training\.early_stopping_patience: needs held-out data"):
         train(cls_recipe("head-only", "data.eval=null", "training.early_stopping_patience=2"))
+
+
+def test_early_stopping_recipes_build_validate_and_check(cls_recipe, tmp_path, capsys):
+    from adapters_sft.cli.main import main
+
+    recipe = cls_recipe("head-only", "training.early_stopping_patience=2")
+    trainer, _, _ = build_trainer(recipe, tmp_path / "w")  # loads its own data
+    assert trainer.args.load_best_model_at_end and trainer.args.eval_strategy == "epoch"
+    assert main(["validate", recipe.source, "training.early_stopping_patience=2"]) == 0
+    assert main(["check", recipe.source, "training.early_stopping_patience=2"]) == 0

@@ -28,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     splits = load_splits(recipe)
-    report = prepare(recipe, splits, training_args(recipe, Path(recipe.output_dir) / "checkpoints")).report
+    report = prepare(recipe, splits, training_args(recipe, Path(recipe.output_dir) / "checkpoints",
+                                                      splits.eval is not None)).report
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     print(f"check {recipe.name}: model {recipe.model}")
     print(report.render(color))

@@ -21,12 +21,14 @@ def run(args: argparse.Namespace) -> int:
     from ..trainer import check_eval, load_data, training_args
 
     recipe = load_recipe(args.recipe, args.overrides)
+    has_eval = True  # without reading data, assume the held-out split the recipe names
     if not args.no_data:
         splits = load_data(recipe)
+        has_eval = splits.eval is not None
         print(f"data: {len(splits.train.rows)} training rows ({splits.format})"
               + (f", {len(splits.eval.rows)} held-out rows" if splits.eval else ""))
         check_eval(recipe, splits.kind)
-    training_args(recipe, Path(recipe.output_dir) / "checkpoints")
+    training_args(recipe, Path(recipe.output_dir) / "checkpoints", has_eval)
     print(yaml.safe_dump(recipe.to_dict(), sort_keys=False).rstrip())
     print(f"ok: {recipe.source} is valid")
     return 0

@@ -82,3 +82,10 @@ def test_bad_variant_options_are_named(override, message):
 def test_qlora_refuses_inits_that_rewrite_its_quantized_base():
     with pytest.raises(UserError, match=r"strategy\.init: pissa rewrites the base weights, which qlora keeps quantized"):
         load_recipe("smollm2-135m/qlora", ["strategy.init=pissa"])
+
+
+def test_modules_to_save_on_a_tied_lm_head(tiny_recipe):
+    result, model, reloaded = trained_and_reloaded(
+        tiny_recipe("lora", r=4, alpha=8, dropout=0.0, modules_to_save=["lm_head"]))
+    assert any("lm_head.modules_to_save" in n for n, p in model.named_parameters() if p.requires_grad)
+    torch.testing.assert_close(logits(reloaded), logits(model), rtol=0, atol=1e-5)
