@@ -81,7 +81,7 @@ def training_args(recipe: Recipe, output_dir: Path, has_eval: bool = False) -> A
     if sft:
         values.update(max_length=recipe.data.max_length, assistant_only_loss=False,
                       completion_only_loss=False)
-    else:
+    else:  # classifiers here are small, and checkpointing a partly frozen body needs care
         values["gradient_checkpointing"] = training.get("gradient_checkpointing", False)
     try:
         return config_cls(**values)
