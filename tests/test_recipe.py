@@ -14,7 +14,7 @@ from adapters_sft.trainer import training_args
 @pytest.mark.parametrize("name", recipe_names())
 def test_every_shipped_recipe_validates_and_says_how_to_run_it(name, tmp_path):
     recipe = load_recipe(name)
-    training_args(recipe, tmp_path)
+    training_args(recipe, tmp_path, bool(recipe.data.eval or recipe.data.val_size))
     first_lines = Path(recipe.source).read_text().splitlines()[:3]
     assert any(line.startswith("# Run: adapters-sft train " + name) for line in first_lines)
 
