@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..layers import anatomy, is_classifier
+from ..layers import anatomy
 from ..typed import option
-from .base import Options, Prepared, Strategy, freeze_all, load_saved, save_trainable
-from .head_only import untie_head
+from .base import Options, Prepared
+from .head_only import TrainedPartStrategy
 from .unfreeze import Gradual, check_every
 
 
@@ -47,16 +46,13 @@ class FreezeOptions(Options):
                             "to thaw one by one)")
 
 
-class FreezeStrategy(Gradual, Strategy):
+class FreezeStrategy(Gradual, TrainedPartStrategy):
     name = "freeze"
     Options = FreezeOptions
-    artifact = "weights"
     summary = "train the top N blocks and the head (or parameters by regex); saves what trained"
 
     def prepare(self, model: Any) -> Prepared:
-        if not is_classifier(model):
-            untie_head(model)
-        freeze_all(model)
+        self.untie_and_freeze(model)
         parts = anatomy(model)
         n = self.opts.trainable_layers or 0
         if n > len(parts.blocks):
@@ -75,12 +71,3 @@ class FreezeStrategy(Gradual, Strategy):
             p.requires_grad_(True)
         self.start_frozen([[p for _, p in block] for block in top_blocks])
         return Prepared(model)
-
-    def save(self, model: Any, out: Path) -> None:
-        save_trainable(model, out, {"strategy": self.name})
-
-    def load_trained(self, base: Any, out: Path) -> Any:
-        if not is_classifier(base):
-            untie_head(base)
-        load_saved(base, out)
-        return base

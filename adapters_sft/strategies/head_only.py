@@ -39,19 +39,16 @@ def untie_head(model: Any) -> Any:
     return head
 
 
-class HeadOnlyStrategy(Strategy):
-    name = "head-only"
-    Options = HeadOnlyOptions
-    artifact = "weights"
-    summary = "train only the output head (a new classifier, or the LM head untied); saves the head"
+class TrainedPartStrategy(Strategy):
+    """Strategies that train part of the model in place (head-only, freeze): a causal LM's head
+    is untied first, everything starts frozen, and only what trained is saved and reloaded."""
 
-    def prepare(self, model: Any) -> Prepared:
+    artifact = "weights"
+
+    def untie_and_freeze(self, model: Any) -> None:
         if not is_classifier(model):
             untie_head(model)
         freeze_all(model)
-        for _, p in task_head(model):
-            p.requires_grad_(True)
-        return Prepared(model)
 
     def save(self, model: Any, out: Path) -> None:
         save_trainable(model, out, {"strategy": self.name})
@@ -61,6 +58,18 @@ class HeadOnlyStrategy(Strategy):
             untie_head(base)
         load_saved(base, out)
         return base
+
+
+class HeadOnlyStrategy(TrainedPartStrategy):
+    name = "head-only"
+    Options = HeadOnlyOptions
+    summary = "train only the output head (a new classifier, or the LM head untied); saves the head"
+
+    def prepare(self, model: Any) -> Prepared:
+        self.untie_and_freeze(model)
+        for _, p in task_head(model):
+            p.requires_grad_(True)
+        return Prepared(model)
 
     def export_peft(self, artifact: Path, out: Path) -> None:
         raise UserError("--format peft: PEFT cannot hold a trained head on its own: its "
