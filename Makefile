@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # On a GPU machine with a CUDA torch already installed: make demo TORCH=torch
 TORCH  ?= torch==2.13.0
 
-.PHONY: install demo test clean
+.PHONY: install demo test wheel-check clean
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# The wheel as a user installs it (non-editable, fresh virtualenv): ls, check, train, export.
+wheel-check:
+	.ci/wheel-check $(PYTHON) "$(TORCH)"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

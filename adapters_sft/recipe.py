@@ -1,7 +1,7 @@
 """Recipes: typed, validated run descriptions, loaded by name or path.
 
 Precedence is defaults < YAML < command-line overrides (`strategy.r=8`). A recipe name is the
-path of a shipped YAML file below `recipes/` without `.yaml` (`smollm2-135m/lora`); anything
+path of a shipped YAML file below `adapters_sft/recipes/` without `.yaml` (`smollm2-135m/lora`); anything
 that is an existing file is read as a path, so a `cp` copy runs unchanged. Every error names
 the key and where it came from (`my.yaml:7` or `command line`).
 """
@@ -132,11 +132,8 @@ _SECTIONS = {"data": DataSection, "eval": EvalSection}
 
 
 def recipes_root() -> Path:
-    """Shipped recipes: inside the wheel, or the repository's recipes/ folder."""
-    try:
-        return Path(str(importlib.resources.files("adapters_sft.recipes")))
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / "recipes"
+    """Shipped recipes: the package's recipes/ folder (in a checkout and in the wheel)."""
+    return Path(str(importlib.resources.files("adapters_sft") / "recipes"))
 
 
 def recipe_names() -> list[str]:
