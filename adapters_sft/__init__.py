@@ -4,6 +4,7 @@ Public API (the CLI is a thin layer over it):
 
     from adapters_sft import load_recipe, train, load_run, list_strategies, register_strategy
     result = train(load_recipe("smollm2-135m/lora", ["training.max_steps=20"]))
+    resume("runs/smollm2-135m/lora")                    # an interrupted run, from its checkpoint
     model, tokenizer, recipe = load_run(result.run_dir)
     merge(result.run_dir, "merged/")                     # drift-checked standalone model
     export(result.run_dir, "gguf", "gguf/", outtype="f16")  # or "peft", "safetensors"
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from .trainer import RunResult
 
 __all__ = ["Recipe", "UserError", "export", "list_strategies", "load_recipe", "load_run",
-           "merge", "register_strategy", "train"]
+           "merge", "register_strategy", "resume", "train"]
 
 
 def train(recipe: Recipe) -> RunResult:
@@ -33,6 +34,15 @@ def train(recipe: Recipe) -> RunResult:
     from .trainer import train as _train
 
     return _train(recipe)
+
+
+def resume(run_dir: str | Path, overrides: list[str] | None = None, force: bool = False) -> RunResult:
+    """Continue an interrupted run from its newest complete checkpoint (`adapters_sft.resume_run`)."""
+    from pathlib import Path
+
+    from .resume_run import resume as _resume
+
+    return _resume(Path(run_dir), overrides, force)
 
 
 def load_run(run_dir: str | Path) -> tuple[Any, Any, Recipe]:

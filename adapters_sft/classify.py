@@ -33,6 +33,7 @@ def build_trainer(model: Any, strategy: Any, args: Any, prepared: Any, callbacks
     does that itself for generative runs)."""
     from transformers import DataCollatorWithPadding, Trainer
 
+    from .checkpoints import durable
     from .metrics import compute_metrics
 
     ready = strategy.prepare(model)
@@ -42,10 +43,11 @@ def build_trainer(model: Any, strategy: Any, args: Any, prepared: Any, callbacks
 
         model = get_peft_model(model, ready.peft_config)
     tokenizer = prepared.tokenizer
-    return Trainer(model=model, args=args, train_dataset=prepared.train, eval_dataset=prepared.eval,
-                   processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
-                   compute_metrics=compute_metrics([str(x) for x in prepared.labels]),
-                   callbacks=callbacks)
+    return durable(Trainer)(model=model, args=args, train_dataset=prepared.train, eval_dataset=prepared.eval,
+                            processing_class=tokenizer,
+                            data_collator=DataCollatorWithPadding(tokenizer),
+                            compute_metrics=compute_metrics([str(x) for x in prepared.labels]),
+                            callbacks=callbacks)
 
 
 def predict(model: Any, tokenizer: Any, texts: list[str], max_length: int | None,

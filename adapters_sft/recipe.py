@@ -16,6 +16,7 @@ from typing import Any, Callable
 import yaml
 
 from .errors import UserError, did_you_mean
+from .checkpoints import CheckpointSection
 from .typed import build, check_type, option
 from .data.formats import FORMATS as DATA_FORMATS
 from .data.templates import NAMED as TEMPLATES
@@ -110,6 +111,8 @@ class Recipe:
                                 "early_stopping_patience (see docs/strategies.md)")
     versions: dict = option({}, "library versions a run was trained with (written by train)")
     eval: EvalSection = option(None, "held-out scoring")
+    checkpoint: CheckpointSection = option(None, "when to save resumable checkpoints (they hold what "
+                                                 "trains, optimizer and RNG state; see docs/resume.md)")
     output_dir: str = option("", "run directory (default runs/<recipe name>)")
     overwrite: bool = option(False, "replace an existing run directory")
     dtype: str = option("auto", "weight dtype: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
@@ -128,7 +131,7 @@ class Recipe:
         return out
 
 
-_SECTIONS = {"data": DataSection, "eval": EvalSection}
+_SECTIONS = {"data": DataSection, "eval": EvalSection, "checkpoint": CheckpointSection}
 
 
 def recipes_root() -> Path:

@@ -4,7 +4,8 @@
       recipe.yaml      the fully resolved recipe, with the library versions used
       adapter/ | weights/   what the strategy trained (see each strategy's `artifact`)
       tokenizer/       tokenizer files, including the exact chat template used in training
-      checkpoints/     Trainer checkpoints (model part, optimizer, scheduler, RNG) for resume
+      checkpoints/     while training: resumable checkpoints (checkpoints.py); removed once
+                       the run is complete unless training.save_strategy asked for them
       metrics.jsonl    one JSON line per logging step
       eval.json        held-out scores (when the recipe asks for them)
       confusion.png    classification: the held-out confusion matrix after training
@@ -12,7 +13,10 @@
       eval/            what `adapters-sft eval` wrote (eval.json, confusion.png)
 
 A run is built in a hidden sibling folder `.<name>.partial` and renamed into place only when
-complete, so an interrupted or failed run never leaves a half-written `runs/<name>`.
+complete, so an interrupted or failed run never leaves a half-written `runs/<name>`. The
+staging folder starts with recipe.yaml and fingerprint.json (what `resume` compares); a run
+that stops with a complete checkpoint keeps it, for `adapters-sft resume runs/<name>`; one
+that stops without a checkpoint leaves nothing.
 """
 from __future__ import annotations
 
@@ -48,8 +52,14 @@ def check_target(out: Path, overwrite: bool) -> None:
                         "so overwrite=true will not delete it; choose another output_dir=...")
 
 
+def partial_dir(out: Path) -> Path:
+    """The staging folder of the run that will live at `out`."""
+    return out.parent / f".{out.name}.partial"
+
+
 def staging_dir(out: Path) -> Path:
-    tmp = out.parent / f".{out.name}.partial"
+    """A fresh staging folder; an old one (a run that stopped) is discarded."""
+    tmp = partial_dir(out)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     return tmp
@@ -89,6 +99,21 @@ def write_recipe(path: Path, recipe_dict: dict[str, Any], final_path: Path) -> N
     body = yaml.safe_dump({**recipe_dict, "versions": versions()}, sort_keys=False)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(header + body)
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Keep the metrics.jsonl lines up to `step`: a resumed run logs the later steps again."""
+    if not path.is_file():
+        return
+    keep = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step and not json.loads(line).get("final")]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in keep))
     os.replace(tmp, path)
 
 

@@ -31,11 +31,16 @@ def open_run(run_dir: str | Path, verb: str = "") -> Opened:
     from .trainer import build_strategy
 
     run = Path(run_dir)
-    partial = run.parent / f".{run.name}.partial"
+    from .rundir import partial_dir
+
+    partial = partial_dir(run)
     if not (run / "recipe.yaml").is_file():
-        why = ("its training never finished (only the staging folder " f"{partial} exists)"
-               if partial.is_dir() else "it holds no recipe.yaml")
-        raise UserError(f"{run}: not a finished run: {why}; train it first, or give a run directory")
+        if partial.is_dir():
+            raise UserError(f"{run}: not a finished run: its training never finished (only the "
+                            f"staging folder {partial} exists); train it first: continue it with "
+                            f"'adapters-sft resume {run}' or start it again")
+        raise UserError(f"{run}: not a finished run: it holds no recipe.yaml; train it first, "
+                        "or give a run directory")
     recipe = load_recipe(str(run / "recipe.yaml"))
     if verb and recipe.task == "classification":
         raise UserError(f"{run}: a classification run, and {verb} works on generative runs; "

@@ -9,9 +9,9 @@ Defaults we choose over TRL's (a recipe's `training:` keys override them):
                           compute-bound (TRL turns it on everywhere)
   bf16                    only on a CUDA GPU that supports it (TRL asks for it everywhere)
   logging_steps           5, so short runs still log
-  save_strategy           no: a Trainer checkpoint holds the whole model and optimizer state,
-                          which would defeat strategies that save only what they train; set
-                          training.save_strategy=steps to keep resumable checkpoints
+  save_strategy           no: resumable checkpoints follow the recipe's `checkpoint:` section
+                          (checkpoints.py: what trained, optimizer, RNG; every 10 minutes by
+                          default); training.save_strategy=steps also keeps them after the run
   disable_tqdm            False: the progress bar stays on even when library logs are quiet
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import UserError, did_you_mean
+from .errors import Interrupted, UserError, did_you_mean
 from .recipe import Recipe
 from .typed import check_type
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 # Keys the run owns; setting them under training: would split the truth in two.
 _OWNED = {"output_dir": "output_dir", "seed": "seed", "max_length": "data.max_length",
+          "save_total_limit": "checkpoint.keep",
           "assistant_only_loss": "data.train_on_prompt", "completion_only_loss": "data.train_on_prompt"}
 
 
@@ -73,10 +74,11 @@ def training_args(recipe: Recipe, output_dir: Path, has_eval: bool = False) -> A
     cuda = _cuda()
     values: dict[str, Any] = {
         "gradient_checkpointing": cuda, "bf16": cuda and torch.cuda.is_bf16_supported(),
-        "logging_steps": 5, "save_strategy": "no", "save_total_limit": 2,
+        "logging_steps": 5, "save_strategy": "no",
         "dataloader_pin_memory": cuda, "disable_tqdm": False,
         **knobs.config_defaults(recipe, ours, has_eval), **training,
         "output_dir": str(output_dir), "seed": recipe.seed,
+        "save_total_limit": None,  # checkpoints.rotate keeps checkpoint.keep, after marking
     }
     if sft:
         values.update(max_length=recipe.data.max_length, assistant_only_loss=False,
@@ -189,15 +191,18 @@ def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = 
     else:
         from trl import SFTTrainer
 
+        from .checkpoints import durable
+
         if tokenizer.eos_token != args.eos_token and recipe.data.template not in ("auto", "none"):
             # a named template's end-of-turn became the EOS; TRL puts it in the generation config too
             args = dataclasses.replace(args, eos_token=tokenizer.eos_token)
         model = load_model(recipe.model, load_kwargs, recipe.trust_remote_code)
         set_seed(recipe.seed)  # adapters are initialised in prepare(), before SFTTrainer seeds
         ready = strategy.prepare(model)
-        trainer = SFTTrainer(
+        trainer = durable(SFTTrainer)(
             model=ready.model, args=args, train_dataset=prepared.train, eval_dataset=prepared.eval,
             processing_class=tokenizer, peft_config=ready.peft_config, callbacks=callbacks)
+    trainer.keep_checkpoints = recipe.checkpoint.keep
     strategy.after_trainer(trainer)
     knobs.install_optimizer(trainer, ours, strategy)
     return trainer, strategy, splits
@@ -212,25 +217,57 @@ class RunResult:
 
 def train(recipe: Recipe, echo: Callable[[str], Any] = print) -> RunResult:
     """Train `recipe` into its run directory."""
-    from . import rundir
+    from . import checkpoints, resume_run, rundir
 
     out = Path(recipe.output_dir)
     rundir.check_target(out, recipe.overwrite)
-    # Cheap checks first: strategy, data and training keys fail before any model loads.
+    found, _ = checkpoints.latest(rundir.partial_dir(out) / "checkpoints")
+    if found is not None and not recipe.overwrite:
+        raise UserError(f"output_dir: '{out}' has an interrupted run with a checkpoint at step "
+                        f"{checkpoints.step_of(found)}; continue it with 'adapters-sft resume {out}', "
+                        "or add overwrite=true to discard it and start over")
+    data = preflight(recipe, echo)
+    echo(f"training '{recipe.name}' with strategy '{recipe.strategy.name}' on {recipe.model} -> {out}")
+    work = rundir.staging_dir(out)
+    rundir.write_recipe(work / "recipe.yaml", saved_recipe(recipe), out / "recipe.yaml")
+    rundir.write_json(work / resume_run.FINGERPRINT, resume_run.fingerprint(recipe, data[0]))
+    return run_in(recipe, work, echo, data)
+
+
+def saved_recipe(recipe: Recipe) -> dict[str, Any]:
+    # Saved with overwrite=false: re-running a saved recipe must never replace a run silently.
+    return {**recipe.to_dict(), "output_dir": recipe.output_dir, "overwrite": False}
+
+
+def preflight(recipe: Recipe, echo: Callable[[str], Any]) -> tuple[Splits, Prepared]:
+    """Cheap checks first: strategy, data and training keys fail before any model loads."""
     splits = load_data(recipe)
-    args = training_args(recipe, out / "checkpoints", splits.eval is not None)
+    args = training_args(recipe, Path(recipe.output_dir) / "checkpoints", splits.eval is not None)
     build_strategy(recipe).preflight()
     check_eval(recipe, splits.kind)
     prepared = prepare_data(recipe, splits, args)
     for warning in prepared.report.warnings:
         echo(f"warning: {warning}")
-    echo(f"training '{recipe.name}' with strategy '{recipe.strategy.name}' on {recipe.model} -> {out}")
-    work = rundir.staging_dir(out)
+    return splits, prepared
+
+
+def run_in(recipe: Recipe, work: Path, echo: Callable[[str], Any], data: tuple[Splits, Prepared],
+           resume_from: Path | None = None) -> RunResult:
+    """Train in the staging folder `work` (from a checkpoint, if given) and commit the run.
+    A run that stops keeps its staging folder only if it holds a complete checkpoint."""
+    from . import checkpoints, rundir
+
+    out = Path(recipe.output_dir)
     try:
-        trainer, scores = _train_in(recipe, work, echo, (splits, prepared))
+        trainer, scores = _train_in(recipe, work, echo, data, resume_from)
         rundir.commit(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)  # a failed run leaves nothing behind
+    except BaseException as exc:
+        found, _ = checkpoints.latest(work / "checkpoints")
+        if found is None:
+            shutil.rmtree(work, ignore_errors=True)  # nothing to continue from: leave nothing
+        elif not isinstance(exc, (Interrupted, UserError)):
+            echo(f"the run stopped ({type(exc).__name__}); its checkpoint at step "
+                 f"{checkpoints.step_of(found)} is kept: continue with 'adapters-sft resume {out}'")
         raise
     return RunResult(out, scores, trainer)
 
@@ -253,20 +290,24 @@ def check_eval(recipe: Recipe, fmt: str) -> None:
 
 
 def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
-              data: tuple[Splits, Prepared]) -> tuple[Any, dict[str, Any]]:
-    from . import evaluate, rundir
+              data: tuple[Splits, Prepared], resume_from: Path | None) -> tuple[Any, dict[str, Any]]:
+    from . import checkpoints, evaluate, rundir
 
     out = Path(recipe.output_dir)
     metrics = rundir.MetricsWriter(work / "metrics.jsonl")
     logger = metrics.as_callback()
-    trainer, strategy, splits = build_trainer(recipe, work, [logger], data)
+    stop = checkpoints.StopRequest()
+    schedule = checkpoints.schedule_callback(recipe.checkpoint, stop)
+    trainer, strategy, splits = build_trainer(recipe, work, [logger, schedule], data)
     eval_rows = splits.eval.rows if splits.eval else []
     if data[1].chat:  # held-out prompts go through the template exactly as training rows did
         from .data.tokenize import as_chat
 
         eval_rows = as_chat(eval_rows)
     tokenizer = trainer.processing_class
-    scores: dict[str, Any] = {}
+    # the before-training score of an interrupted run was saved when it was taken
+    scores: dict[str, Any] = rundir.read_json(work / "eval.json") if resume_from and \
+        (work / "eval.json").is_file() else {}
 
     def score(label: str) -> None:
         rows = eval_rows[: recipe.eval.limit]  # limit None keeps every row
@@ -284,9 +325,15 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
         echo(f"held-out exact match {label} training: {result['correct']}/{result['total']} "
              f"= {result['exact_match']:.1%}")
 
-    if recipe.eval.metric != "none" and recipe.eval.before_training:
+    if recipe.eval.metric != "none" and recipe.eval.before_training and "before" not in scores:
         score("before")
-    result = trainer.train()
+        rundir.write_json(work / "eval.json", scores)
+    with checkpoints.stop_on_signals(stop):
+        result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if stop.signum is not None:
+        found, _ = checkpoints.latest(work / "checkpoints")
+        raise Interrupted(f"stopped by {stop.name} at step {trainer.state.global_step}; checkpoint "
+                          f"saved in {found}; continue with 'adapters-sft resume {out}'", stop.signum)
     metrics.write({"step": trainer.state.global_step, "train_runtime": result.metrics.get("train_runtime"),
                    "train_loss": result.training_loss, "final": True})
     if "save_strategy" not in recipe.training:  # checkpoints we made only to keep the best one
@@ -302,9 +349,7 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
     tokenizer.save_pretrained(work / "tokenizer")
     if data[1].labels is not None:  # the classes, in id order, for loading the run back
         rundir.write_json(work / "labels.json", [str(x) for x in data[1].labels])
-    # Saved with overwrite=false: re-running a saved recipe must never replace a run silently.
-    rundir.write_recipe(work / "recipe.yaml", {**recipe.to_dict(), "output_dir": str(out),
-                                               "overwrite": False}, out / "recipe.yaml")
+    rundir.write_recipe(work / "recipe.yaml", saved_recipe(recipe), out / "recipe.yaml")
     trainer.remove_callback(logger)  # the staging folder is renamed; later evaluate() calls only print
     return trainer, scores
 

@@ -12,10 +12,10 @@ import os
 import sys
 import warnings
 
-from ..errors import CheckFailed, UserError
-from . import chat, check, cp, eval, export, generate, ls, merge, show, train, validate
+from ..errors import CheckFailed, Interrupted, UserError
+from . import chat, check, cp, eval, export, generate, ls, merge, resume, show, train, validate
 
-VERBS = (ls, show, cp, validate, check, train, eval, generate, chat, merge, export)
+VERBS = (ls, show, cp, validate, check, train, resume, eval, generate, chat, merge, export)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `adapters-sft ls | head`: the reader left; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Interrupted as exc:
+        print(f"adapters-sft: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("adapters-sft: interrupted; nothing was written to the run directory", file=sys.stderr)
         return 130

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +32,12 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     quiet_libraries()
-    result = train(recipe, echo=lambda line: print(f"adapters-sft: {line}", flush=True))
+    report(train(recipe, echo=lambda line: print(f"adapters-sft: {line}", flush=True)))
+    return 0
+
+
+def report(result: Any) -> None:
+    """The closing lines of a finished run (train and resume)."""
     before, after = result.scores.get("before"), result.scores.get("after")
     if before and after and "exact_match" in after:
         print(f"adapters-sft: held-out exact match {before['exact_match']:.1%} before -> "
@@ -41,4 +47,3 @@ def run(args: argparse.Namespace) -> int:
               f"{after['accuracy']:.1%} after training; macro F1 {before['macro_f1']:.3f} -> "
               f"{after['macro_f1']:.3f}")
     print(f"adapters-sft: run saved in {result.run_dir}")
-    return 0

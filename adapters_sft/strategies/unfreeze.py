@@ -28,7 +28,6 @@ def unfreeze_callback(stages: list[list[Any]], every: int | str) -> Any:
 
         def __init__(self) -> None:
             self.done = 0
-            self.epochs = 0
             self.unfrozen_at: list[int] = []  # global step at which each stage unfroze
 
         def reach(self, stage: int, step: int) -> None:
@@ -43,9 +42,8 @@ def unfreeze_callback(stages: list[list[Any]], every: int | str) -> Any:
                 self.reach(state.global_step // every, state.global_step)
 
         def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if every == "epoch":
-                self.reach(self.epochs, state.global_step)
-                self.epochs += 1
+            if every == "epoch":  # from the state, so a resumed run thaws where it left off
+                self.reach(int(state.epoch + 1e-6), state.global_step)
 
     return GradualUnfreeze()
 

@@ -1,0 +1,128 @@
+"""Continue an interrupted run from its newest complete checkpoint.
+
+`adapters-sft resume runs/NAME` reads everything from the staging folder `.NAME.partial`
+(the resolved recipe written when training started, its checkpoints) and refuses, naming
+what differs, when anything that decides the arithmetic changed since the run started: the
+recipe (command-line overrides given to resume), the data (a hash of every normalised row),
+the strategy, the number of processes, or the library versions. `--force` resumes anyway and
+says what it overrode. The resumed run logs the same per-step losses as an uninterrupted one
+(tests/test_resume.py shows it, with dropout, shuffled data and gradient accumulation).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from .errors import UserError
+
+if TYPE_CHECKING:
+    from .data import Splits
+    from .recipe import Recipe
+    from .trainer import RunResult
+
+FINGERPRINT = "fingerprint.json"
+# Recipe keys that may change between sessions without changing what is computed.
+_FREE = ("versions", "overwrite", "checkpoint")
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _rows_hash(rows: list[Any]) -> str:
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(json.dumps(row, sort_keys=True, default=str).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()[:16]
+
+
+def fingerprint(recipe: Recipe, splits: Splits) -> dict[str, Any]:
+    """What must be equal for a checkpoint to continue the same computation."""
+    from .rundir import versions
+
+    return {"versions": versions(), "world_size": world_size(),
+            "data": {"train": _rows_hash(splits.train.rows),
+                     "eval": _rows_hash(splits.eval.rows) if splits.eval else None},
+            "strategy": recipe.strategy.name,
+            "recipe": {k: v for k, v in recipe.to_dict().items() if k not in _FREE}}
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def differences(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """One phrase per thing that changed, most fundamental first."""
+    out = []
+    changed = {lib: (v, now["versions"].get(lib)) for lib, v in then.get("versions", {}).items()
+               if now["versions"].get(lib) != v}
+    if changed:
+        out.append("library versions changed since the checkpoint (" + ", ".join(
+            f"{lib} {a} -> {b}" for lib, (a, b) in changed.items()) + ")")
+    if then.get("world_size") != now["world_size"]:
+        out.append(f"the number of processes changed since the checkpoint ({then.get('world_size')} "
+                   f"-> {now['world_size']}), which changes the batches")
+    for split in ("train", "eval"):
+        if then.get("data", {}).get(split) != now["data"][split]:
+            out.append(f"the data changed since the checkpoint (data.{split} rows hash "
+                       f"{then.get('data', {}).get(split)} then, {now['data'][split]} now)")
+    if then.get("strategy") != now["strategy"]:
+        out.append(f"the strategy changed since the checkpoint ({then.get('strategy')} -> "
+                   f"{now['strategy']})")
+    old, new = _flat(then.get("recipe", {})), _flat(now["recipe"])
+    keys = [k for k in [*old, *(k for k in new if k not in old)]
+            if old.get(k) != new.get(k) and not k.startswith("strategy.name")]
+    if keys:
+        out.append("the recipe changed since the checkpoint (" + ", ".join(
+            f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:3]) + ")")
+    return out
+
+
+def resume(out: Path, overrides: list[str] | None = None, force: bool = False,
+           echo: Callable[[str], Any] = print) -> RunResult:
+    """Continue the interrupted run that will live at `out`."""
+    from . import checkpoints, rundir
+    from .recipe import load_recipe
+    from .trainer import preflight, run_in
+
+    work = rundir.partial_dir(out)
+    if not work.is_dir():
+        if (out / "recipe.yaml").is_file():
+            raise UserError(f"{out}: this run finished; there is nothing to resume")
+        raise UserError(f"{out}: no interrupted run here (no staging folder {work}); "
+                        "start one with 'adapters-sft train RECIPE'")
+    found, skipped = checkpoints.latest(work / "checkpoints")
+    for line in skipped:
+        echo(f"warning: skipping {line}")
+    if found is None or not (work / FINGERPRINT).is_file():
+        raise UserError(f"{work}: holds no complete checkpoint, so there is nothing to resume; "
+                        f"start over with 'adapters-sft train {work / 'recipe.yaml'} "
+                        f"output_dir={out} overwrite=true'")
+    recipe = load_recipe(str(work / "recipe.yaml"), overrides)
+    if Path(recipe.output_dir) != out:
+        raise UserError(f"output_dir: resume continues the run in {out}; it cannot move it to "
+                        f"{recipe.output_dir}")
+    step = checkpoints.step_of(found)
+    data = preflight(recipe, echo)
+    now = fingerprint(recipe, data[0])
+    changed = differences(rundir.read_json(work / FINGERPRINT), now)
+    if changed and not force:
+        raise UserError(f"{found}: {changed[0]}; resume with what the run started with, or add "
+                        "--force to resume anyway (the result then matches no single run)")
+    for line in changed:
+        echo(f"warning: resuming although {line} (--force)")
+    if changed:
+        rundir.write_json(work / FINGERPRINT, now)
+    checkpoints.discard_after(work / "checkpoints", step)
+    rundir.truncate_metrics(work / "metrics.jsonl", step)
+    echo(f"resuming '{recipe.name}' from step {step} ({found}) -> {out}")
+    return run_in(recipe, work, echo, data, resume_from=found)
