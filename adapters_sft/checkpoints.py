@@ -133,25 +133,17 @@ def discard_after(root: Path, step: int) -> None:
 def save_trained(model: Any, path: Path) -> None:
     from safetensors.torch import save_file
 
-    tensors = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
-    save_file(tensors, str(path))
+    from .strategies.base import trainable_tensors
+
+    save_file(trainable_tensors(model), str(path))
 
 
 def load_trained(model: Any, path: Path) -> None:
     """Copy a checkpoint's tensors into `model` in place, by parameter name. Parameters frozen
     now but trained then (gradual unfreezing) are included: they get their trained values."""
-    import torch
-    from safetensors.torch import load_file
+    from .strategies.base import copy_into
 
-    tensors = load_file(str(path))
-    params = dict(model.named_parameters())
-    unknown = sorted(set(tensors) - set(params))
-    if unknown:
-        raise UserError(f"{path}: tensor '{unknown[0]}' has no place in this model; the checkpoint "
-                        "is from another recipe or model")
-    with torch.no_grad():
-        for name, tensor in tensors.items():
-            params[name].copy_(tensor)
+    copy_into(model, path)
 
 
 def durable(base: type) -> type:

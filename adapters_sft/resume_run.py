@@ -44,7 +44,7 @@ def fingerprint(recipe: Recipe, splits: Splits) -> dict[str, Any]:
     """What must be equal for a checkpoint to continue the same computation."""
     from .rundir import versions
 
-    return {"versions": versions(), "world_size": world_size(),
+    return {"name": recipe.name, "versions": versions(), "world_size": world_size(),
             "data": {"train": _rows_hash(splits.train.rows),
                      "eval": _rows_hash(splits.eval.rows) if splits.eval else None},
             "strategy": recipe.strategy.name,
@@ -111,10 +111,12 @@ def resume(out: Path, overrides: list[str] | None = None, force: bool = False,
     if Path(recipe.output_dir) != out:
         raise UserError(f"output_dir: resume continues the run in {out}; it cannot move it to "
                         f"{recipe.output_dir}")
+    then = rundir.read_json(work / FINGERPRINT)
+    recipe.name = then.get("name", recipe.name)  # the recipe file here is recipe.yaml
     step = checkpoints.step_of(found)
     data = preflight(recipe, echo)
     now = fingerprint(recipe, data[0])
-    changed = differences(rundir.read_json(work / FINGERPRINT), now)
+    changed = differences(then, now)
     if changed and not force:
         raise UserError(f"{found}: {changed[0]}; resume with what the run started with, or add "
                         "--force to resume anyway (the result then matches no single run)")

@@ -7,6 +7,7 @@
       checkpoints/     while training: resumable checkpoints (checkpoints.py); removed once
                        the run is complete unless training.save_strategy asked for them
       metrics.jsonl    one JSON line per logging step
+      fingerprint.json what `resume` compared: data hashes, versions, process count, recipe
       eval.json        held-out scores (when the recipe asks for them)
       confusion.png    classification: the held-out confusion matrix after training
       labels.json      classification: the class names, in class-id order

@@ -248,6 +248,10 @@ def preflight(recipe: Recipe, echo: Callable[[str], Any]) -> tuple[Splits, Prepa
     prepared = prepare_data(recipe, splits, args)
     for warning in prepared.report.warnings:
         echo(f"warning: {warning}")
+    if str(recipe.training.get("optim", "")).startswith("paged_"):
+        echo(f"warning: training.optim={recipe.training['optim']}: bitsandbytes' paged optimizers "
+             "are reported to fail when their state is loaded on resume (not checked here: they "
+             "need a GPU); if this run may need resuming, prefer adamw_torch")
     return splits, prepared
 
 

@@ -123,20 +123,31 @@ def save_trainable(model: Any, out: Path, config: dict[str, Any]) -> None:
     """Save exactly the parameters that require grad, plus a JSON config, as safetensors."""
     from safetensors.torch import save_file
 
-    tensors = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
     out.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out / "trained.safetensors"))
+    save_file(trainable_tensors(model), str(out / "trained.safetensors"))
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def trainable_tensors(model: Any) -> dict[str, Any]:
+    """The parameters that require grad, by name, on the CPU (what a run or checkpoint keeps)."""
+    return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
 
 
 def load_saved(model: Any, out: Path) -> dict[str, Any]:
     """Copy tensors written by `save_trainable` into `model`; returns the saved config."""
-    import torch
-    from safetensors.torch import load_file
-
     path = out / "trained.safetensors"
     if not path.is_file():
         raise UserError(f"{path}: missing; the run did not finish saving, train it again")
+    copy_into(model, path)
+    return json.loads((out / "config.json").read_text())
+
+
+def copy_into(model: Any, path: Path) -> None:
+    """Copy the tensors of a safetensors file into `model`'s parameters of the same names, in
+    place; a name or shape the model lacks is a UserError (another model's file)."""
+    import torch
+    from safetensors.torch import load_file
+
     tensors = load_file(str(path))
     params = dict(model.named_parameters())
     unknown = sorted(set(tensors) - set(params))
@@ -149,4 +160,3 @@ def load_saved(model: Any, out: Path) -> dict[str, Any]:
                 raise UserError(f"{path}: '{name}' has shape {tuple(tensor.shape)}, the base model "
                                 f"{tuple(params[name].shape)}; was the run trained on another model?")
             params[name].copy_(tensor)
-    return json.loads((out / "config.json").read_text())

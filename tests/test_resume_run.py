@@ -1,0 +1,125 @@
+"""Resume refuses what would not continue the same computation, one line each (exit 2,
+nothing touched), falls back past unfinished checkpoints, and `train` points at `resume`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import adapters_sft.trainer as trainer_module
+from adapters_sft import checkpoints
+from adapters_sft.cli.main import main
+from adapters_sft.errors import UserError
+from adapters_sft.resume_run import differences, resume
+from adapters_sft.trainer import train
+
+
+@pytest.fixture
+def crashed(tiny_recipe, tiny_data, monkeypatch, tmp_path):
+    """A run that crashed at step 5 of 6, with checkpoints at steps 2 and 4."""
+    from transformers import TrainerCallback
+
+    class Crash(TrainerCallback):
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.global_step == 4:
+                raise RuntimeError("power cut")
+
+    build = trainer_module.build_trainer
+
+    def build_and_crash(*args: Any, **kwargs: Any) -> Any:
+        built = build(*args, **kwargs)
+        built[0].add_callback(Crash())
+        return built
+
+    data = tmp_path / "train.jsonl"  # a copy the tests may edit
+    data.write_text(tiny_data["train"].read_text())
+    overrides = ("checkpoint.every_steps=2", "training.max_steps=6", f"data.train={data}")
+    recipe = tiny_recipe("lora", *overrides)
+    lines: list[str] = []
+    monkeypatch.setattr(trainer_module, "build_trainer", build_and_crash)
+    with pytest.raises(RuntimeError, match="power cut"):
+        train(recipe, echo=lines.append)
+    monkeypatch.setattr(trainer_module, "build_trainer", build)
+    assert lines[-1] == (f"the run stopped (RuntimeError); its checkpoint at step 4 is kept: "
+                         f"continue with 'adapters-sft resume {tmp_path / 'run'}'")
+    return tmp_path / "run", overrides
+
+
+def _snapshot(partial: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(partial)): p.read_bytes() for p in sorted(partial.rglob("*")) if p.is_file()}
+
+
+def _refused(args: list[str], capsys, *words: str) -> str:
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("adapters-sft: error: "), err
+    for word in words:
+        assert word in err, err
+    return err
+
+
+def test_train_points_to_resume_and_overwrite_starts_over(crashed, tiny_recipe, capsys):
+    out, overrides = crashed
+    partial = out.parent / ".run.partial"
+    before = _snapshot(partial)
+    _refused(["train", str(out.parent / "lora.yaml"), *overrides], capsys,
+             "has an interrupted run with a checkpoint at step 4", f"adapters-sft resume {out}",
+             "overwrite=true")
+    assert _snapshot(partial) == before
+    result = train(tiny_recipe("lora", *overrides, "overwrite=true"), echo=lambda _: None)
+    assert result.run_dir == out and not partial.exists()
+
+
+def test_changed_data_is_refused(crashed, tmp_path, capsys):
+    out, _ = crashed
+    partial = out.parent / ".run.partial"
+    before = _snapshot(partial)
+    data = tmp_path / "train.jsonl"
+    data.write_text(data.read_text().replace("hello", "hi", 1))  # one word of one row
+    _refused(["resume", str(out)], capsys, "checkpoint-4: the data changed since the checkpoint",
+             "data.train rows hash", "--force")
+    assert _snapshot(partial) == before and not out.exists()
+
+
+def test_changed_recipe_is_refused_unless_forced(crashed, capsys):
+    out, _ = crashed
+    _refused(["resume", str(out), "training.learning_rate=0.5"], capsys,
+             "the recipe changed since the checkpoint (training.learning_rate: 0.01 -> 0.5)")
+    lines: list[str] = []
+    result = resume(out, ["training.learning_rate=0.5"], force=True, echo=lines.append)
+    assert any(line.startswith("warning: resuming although the recipe changed") for line in lines)
+    assert result.run_dir == out and (out / "adapter").is_dir()
+
+
+def test_unfinished_newest_checkpoint_falls_back(crashed):
+    out, _ = crashed
+    root = out.parent / ".run.partial" / "checkpoints"
+    (root / "checkpoint-5").mkdir()
+    (root / "checkpoint-5" / checkpoints.TRAINED).write_bytes(b"half")
+    lines: list[str] = []
+    resume(out, echo=lines.append)
+    assert "warning: skipping checkpoint-5: no completion marker (cut off while it was written)" in lines
+    assert any(line.startswith("resuming 'lora' from step 4") for line in lines)
+    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()
+             if "loss" in json.loads(x)]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_nothing_to_resume(tiny_recipe, tmp_path):
+    with pytest.raises(UserError, match="no interrupted run here"):
+        resume(tmp_path / "nope")
+    result = train(tiny_recipe("lora"), echo=lambda _: None)
+    with pytest.raises(UserError, match="this run finished; there is nothing to resume"):
+        resume(result.run_dir)
+
+
+def test_differences_name_versions_and_processes():
+    base = {"versions": {"torch": "2.13.0", "trl": "1.16.0"}, "world_size": 1,
+            "data": {"train": "a", "eval": None}, "strategy": "lora", "recipe": {"seed": 1}}
+    assert differences(base, base) == []
+    now = {**base, "versions": {"torch": "2.13.0", "trl": "1.17.0"}, "world_size": 2}
+    assert differences(base, now) == [
+        "library versions changed since the checkpoint (trl 1.16.0 -> 1.17.0)",
+        "the number of processes changed since the checkpoint (1 -> 2), which changes the batches"]
