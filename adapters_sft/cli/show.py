@@ -1,8 +1,10 @@
-"""`adapters-sft show NAME|PATH`: a recipe's text, its strategy's options and the data options, with help."""
+"""`adapters-sft show NAME|PATH`: a recipe's text, its strategy's options and the data,
+training and checkpoint options, with help."""
 from __future__ import annotations
 
 import argparse
 
+from ..checkpoints import CheckpointSection
 from ..knobs import Knobs
 from ..recipe import DataSection, find_recipe, read_recipe_file
 from ..registry import get_strategy
@@ -33,4 +35,7 @@ def run(args: argparse.Namespace) -> int:
     print("\n# our training keys, beside SFTConfig's / TrainingArguments' (docs/strategies.md)")
     for field, type_, default, help_ in describe_fields(Knobs):
         print(f"#   training.{field} ({type_}, default {default!r}): {help_}")
+    print("\n# checkpoints for resume (docs/resume.md; `adapters-sft resume RUN_DIR` continues a run)")
+    for field, type_, default, help_ in describe_fields(CheckpointSection):
+        print(f"#   checkpoint.{field} ({type_}, default {default!r}): {help_}")
     return 0
