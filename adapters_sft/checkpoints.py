@@ -1,4 +1,5 @@
-"""Checkpoints: what a run needs to continue after a crash, holding only what trained.
+"""Checkpoints on disk: what a run needs to continue after a crash, holding only what trained.
+(durable.py is the Trainer side: when they are written, signals, restoring the log window.)
 
 The Trainer writes a checkpoint's optimizer, scheduler, grad scaler, RNG states (python,
 numpy, torch, CUDA; one file per rank) and trainer state (step, epoch, logs, stateful
@@ -24,18 +25,16 @@ import json
 import os
 import re
 import shutil
-import signal
-import threading
-import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import UserError
 from .typed import option
 
 TRAINED = "trained.safetensors"
 MARKER = "checkpoint.json"
+# Without these a resume would silently restart the optimizer or the schedule.
+REQUIRED = (TRAINED, "optimizer.pt", "scheduler.pt", "trainer_state.json")
 _NAME = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -67,7 +66,11 @@ def problem(folder: Path) -> str | None:
         marker = json.loads((folder / MARKER).read_text())
     except (OSError, ValueError):
         return "no completion marker (cut off while it was written)"
-    for name, size in marker.get("files", {}).items():
+    files = marker.get("files", {})
+    missing = [name for name in REQUIRED if name not in files]
+    if missing:
+        return f"it has no {missing[0]}"
+    for name, size in files.items():
         path = folder / name
         if not path.is_file():
             return f"{name} is missing"
@@ -83,11 +86,16 @@ def all_checkpoints(root: Path) -> list[Path]:
     return sorted((p for p in root.iterdir() if p.is_dir() and step_of(p) >= 0), key=step_of, reverse=True)
 
 
-def latest(root: Path) -> tuple[Path | None, list[str]]:
-    """(the newest complete checkpoint, one line per newer one skipped and why)."""
+def latest(root: Path, before_end: bool = False) -> tuple[Path | None, list[str]]:
+    """(the newest complete checkpoint, one line per newer one skipped and why). With
+    `before_end`, checkpoints written at the last step (a Trainer save schedule, a best-model
+    save) are skipped too: resuming from an earlier one recomputes those steps exactly."""
     skipped = []
     for folder in all_checkpoints(root):
         why = problem(folder)
+        if why is None and before_end and marker_data(folder).get("step", 0) >= \
+                marker_data(folder).get("max_steps", float("inf")):
+            why = "written at the end of training; the steps after the one before are recomputed"
         if why is None:
             return folder, skipped
         skipped.append(f"{folder.name}: {why}")
@@ -98,14 +106,26 @@ def marker_data(folder: Path) -> dict[str, Any]:
     return json.loads((folder / MARKER).read_text())
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _mark(folder: Path, extra: dict[str, Any]) -> None:
-    files = {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*"))
-             if p.is_file() and p.name != MARKER}
+    """Flush every file to disk, then write the marker (temp file, rename): a marker on disk
+    means the files it lists are on disk too, even after a power cut."""
+    paths = [p for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(MARKER)]
+    for path in paths:
+        _fsync(path)
+    files = {str(p.relative_to(folder)): p.stat().st_size for p in paths}
     tmp = folder / (MARKER + ".tmp")
     tmp.write_text(json.dumps({**extra, "files": files}, indent=1) + "\n")
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
+    _fsync(tmp)
     os.replace(tmp, folder / MARKER)
+    _fsync(folder)
 
 
 def rotate(root: Path, keep: int, protect: str | None = None) -> None:
@@ -130,12 +150,15 @@ def discard_after(root: Path, step: int) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def save_trained(model: Any, path: Path) -> None:
+def save_trained(model: Any, path: Path, optimizer: Any = None) -> None:
+    """What trains: the parameters that require grad, plus those the optimizer holds frozen
+    for later (gradual unfreezing), so a checkpoint restores them too."""
     from safetensors.torch import save_file
 
-    from .strategies.base import trainable_tensors
-
-    save_file(trainable_tensors(model), str(path))
+    held = {id(p) for group in (optimizer.param_groups if optimizer else []) for p in group["params"]}
+    tensors = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters()
+               if p.requires_grad or id(p) in held}
+    save_file(tensors, str(path))
 
 
 def load_trained(model: Any, path: Path) -> None:
@@ -144,102 +167,3 @@ def load_trained(model: Any, path: Path) -> None:
     from .strategies.base import copy_into
 
     copy_into(model, path)
-
-
-def durable(base: type) -> type:
-    """`base` (SFTTrainer or Trainer) with checkpoints that hold only what trained, a
-    completion marker and our rotation."""
-
-    class Durable(base):  # type: ignore[misc, valid-type]
-        keep_checkpoints: int = 2
-
-        def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
-            # Called for checkpoints only (the run's artifact is the strategy's own save).
-            if not self.args.should_save:
-                return
-            out = Path(output_dir or self.args.output_dir)
-            out.mkdir(parents=True, exist_ok=True)
-            save_trained(self.model, out / TRAINED)
-
-        def _save_checkpoint(self, model: Any, trial: Any) -> None:
-            super()._save_checkpoint(model, trial)
-            if not self.args.should_save:
-                return
-            root = Path(self._get_output_dir(trial=trial))
-            folder = root / f"checkpoint-{self.state.global_step}"
-            # TRL counts tokens outside the trainer state; carry it so num_tokens continues
-            _mark(folder, {"step": self.state.global_step,
-                           "train_tokens": getattr(self, "_total_train_tokens", None)})
-            rotate(root, self.keep_checkpoints, self.state.best_model_checkpoint)
-
-        def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
-            folder = Path(resume_from_checkpoint)
-            load_trained(model if model is not None else self.model, folder / TRAINED)
-            tokens = marker_data(folder).get("train_tokens")
-            if tokens is not None and hasattr(self, "_total_train_tokens"):
-                self._total_train_tokens = tokens
-
-        def _load_best_model(self) -> None:
-            load_trained(self.model, Path(self.state.best_model_checkpoint) / TRAINED)
-
-    Durable.__name__ = Durable.__qualname__ = f"Durable{base.__name__}"
-    return Durable
-
-
-class StopRequest:
-    """Set by SIGINT/SIGTERM during training; the schedule callback then saves and stops."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signum).name if self.signum else ""
-
-
-@contextmanager
-def stop_on_signals(request: StopRequest) -> Iterator[None]:
-    """The first SIGINT/SIGTERM asks for a checkpoint and a clean stop after the step in
-    flight; a second one stops at once (KeyboardInterrupt)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if request.signum is not None:
-            raise KeyboardInterrupt
-        request.signum = signum
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-def schedule_callback(section: CheckpointSection, request: StopRequest) -> Any:
-    from transformers import TrainerCallback
-
-    class CheckpointSchedule(TrainerCallback):
-        def __init__(self) -> None:
-            self.last = time.monotonic()
-
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            self.last = time.monotonic()
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            if request.signum is not None:
-                control.should_save = control.should_training_stop = True
-                return
-            if state.global_step >= state.max_steps:
-                return  # the run is about to finish; its result is saved instead
-            every, minutes = section.every_steps, section.every_minutes
-            if (every and state.global_step % every == 0) or \
-                    (minutes and time.monotonic() - self.last >= minutes * 60):
-                control.should_save = True
-
-        def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            self.last = time.monotonic()
-
-    return CheckpointSchedule()

@@ -33,7 +33,7 @@ def build_trainer(model: Any, strategy: Any, args: Any, prepared: Any, callbacks
     does that itself for generative runs)."""
     from transformers import DataCollatorWithPadding, Trainer
 
-    from .checkpoints import durable
+    from .durable import durable
     from .metrics import compute_metrics
 
     ready = strategy.prepare(model)

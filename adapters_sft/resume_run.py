@@ -4,9 +4,10 @@
 (the resolved recipe written when training started, its checkpoints) and refuses, naming
 what differs, when anything that decides the arithmetic changed since the run started: the
 recipe (command-line overrides given to resume), the data (a hash of every normalised row),
-the strategy, the number of processes, or the library versions. `--force` resumes anyway and
+the strategy, the number of processes, the device kind (CPU or CUDA: `dtype: auto` differs), or
+the library versions. `--force` resumes anyway and
 says what it overrode. The resumed run logs the same per-step losses as an uninterrupted one
-(tests/test_resume.py shows it, with dropout, shuffled data and gradient accumulation).
+(tests/test_checkpoints.py shows it, with dropout, shuffled data and gradient accumulation).
 """
 from __future__ import annotations
 
@@ -42,9 +43,12 @@ def _rows_hash(rows: list[Any]) -> str:
 
 def fingerprint(recipe: Recipe, splits: Splits) -> dict[str, Any]:
     """What must be equal for a checkpoint to continue the same computation."""
+    import torch
+
     from .rundir import versions
 
     return {"name": recipe.name, "versions": versions(), "world_size": world_size(),
+            "device": "cuda" if torch.cuda.is_available() else "cpu",
             "data": {"train": _rows_hash(splits.train.rows),
                      "eval": _rows_hash(splits.eval.rows) if splits.eval else None},
             "strategy": recipe.strategy.name,
@@ -68,6 +72,9 @@ def differences(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
     if changed:
         out.append("library versions changed since the checkpoint (" + ", ".join(
             f"{lib} {a} -> {b}" for lib, (a, b) in changed.items()) + ")")
+    if then.get("device", now["device"]) != now["device"]:
+        out.append(f"the device changed since the checkpoint ({then.get('device')} -> "
+                   f"{now['device']}), and with it the dtype and kernels")
     if then.get("world_size") != now["world_size"]:
         out.append(f"the number of processes changed since the checkpoint ({then.get('world_size')} "
                    f"-> {now['world_size']}), which changes the batches")
@@ -100,7 +107,7 @@ def resume(out: Path, overrides: list[str] | None = None, force: bool = False,
             raise UserError(f"{out}: this run finished; there is nothing to resume")
         raise UserError(f"{out}: no interrupted run here (no staging folder {work}); "
                         "start one with 'adapters-sft train RECIPE'")
-    found, skipped = checkpoints.latest(work / "checkpoints")
+    found, skipped = checkpoints.latest(work / "checkpoints", before_end=True)
     for line in skipped:
         echo(f"warning: skipping {line}")
     if found is None or not (work / FINGERPRINT).is_file():
@@ -108,7 +115,7 @@ def resume(out: Path, overrides: list[str] | None = None, force: bool = False,
                         f"start over with 'adapters-sft train {work / 'recipe.yaml'} "
                         f"output_dir={out} overwrite=true'")
     recipe = load_recipe(str(work / "recipe.yaml"), overrides)
-    if Path(recipe.output_dir) != out:
+    if Path(recipe.output_dir).resolve() != out.resolve():
         raise UserError(f"output_dir: resume continues the run in {out}; it cannot move it to "
                         f"{recipe.output_dir}")
     then = rundir.read_json(work / FINGERPRINT)
@@ -122,7 +129,10 @@ def resume(out: Path, overrides: list[str] | None = None, force: bool = False,
                         "--force to resume anyway (the result then matches no single run)")
     for line in changed:
         echo(f"warning: resuming although {line} (--force)")
-    if changed:
+    if changed:  # what this session runs with is what the next resume compares against
+        from .trainer import saved_recipe
+
+        rundir.write_recipe(work / "recipe.yaml", saved_recipe(recipe), out / "recipe.yaml")
         rundir.write_json(work / FINGERPRINT, now)
     checkpoints.discard_after(work / "checkpoints", step)
     rundir.truncate_metrics(work / "metrics.jsonl", step)

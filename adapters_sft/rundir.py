@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from .errors import UserError
+from .recipe import YAML12_FLOAT
 
 _LIBS = ("adapters-sft", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes")
 
@@ -92,12 +93,20 @@ def versions() -> dict[str, str]:
     return out
 
 
+class _Dumper(yaml.SafeDumper):
+    """Quotes strings that our recipe loader (YAML 1.2 floats) would read back as numbers,
+    such as a file named 1e5: a resolved recipe must load back exactly."""
+
+
+_Dumper.add_implicit_resolver("tag:yaml.org,2002:float", YAML12_FLOAT, list("-+0123456789."))
+
+
 def write_recipe(path: Path, recipe_dict: dict[str, Any], final_path: Path) -> None:
     """Write the resolved recipe to `path` (in the staging folder); its header names
     `final_path`, where it will live once the run is complete."""
     header = ("# Resolved recipe of this run (defaults < YAML < command line), with versions.\n"
               f"# Re-run: adapters-sft train {final_path} output_dir=NEW_DIR\n")
-    body = yaml.safe_dump({**recipe_dict, "versions": versions()}, sort_keys=False)
+    body = yaml.dump({**recipe_dict, "versions": versions()}, Dumper=_Dumper, sort_keys=False)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(header + body)
     os.replace(tmp, path)
@@ -111,8 +120,14 @@ def truncate_metrics(path: Path, step: int) -> None:
     """Keep the metrics.jsonl lines up to `step`: a resumed run logs the later steps again."""
     if not path.is_file():
         return
-    keep = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step and not json.loads(line).get("final")]
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # the last line, cut off by a kill
+        if record.get("step", 0) <= step and not record.get("final") and "train_runtime" not in record:
+            keep.append(line)  # not the end-of-session summaries: the resumed session has its own
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(line + "\n" for line in keep))
     os.replace(tmp, path)

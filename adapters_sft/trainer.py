@@ -37,6 +37,15 @@ _OWNED = {"output_dir": "output_dir", "seed": "seed", "max_length": "data.max_le
           "assistant_only_loss": "data.train_on_prompt", "completion_only_loss": "data.train_on_prompt"}
 
 
+# Values that would make checkpoints unable to resume exactly.
+_REFUSED = {
+    "save_only_model": (True, "checkpoints would lack the optimizer, scheduler and RNG states, and "
+                              "a resumed run would silently restart them; remove it"),
+    "save_strategy": ("best", "saves only on a new best evaluation, which would override the "
+                              "checkpoint: schedule; use steps or epoch (with load_best_model_at_end)"),
+}
+
+
 def _cuda() -> bool:
     import torch
 
@@ -61,6 +70,8 @@ def training_args(recipe: Recipe, output_dir: Path, has_eval: bool = False) -> A
     hints = typing.get_type_hints(config_cls)
     for key, value in training.items():
         at = recipe.where(f"training.{key}")
+        if key in _REFUSED and value == _REFUSED[key][0]:
+            raise UserError(f"{at}training.{key}: {_REFUSED[key][1]}")
         if key in _OWNED:
             raise UserError(f"{at}training.{key}: set by the recipe's '{_OWNED[key]}' key instead; "
                             f"remove it from training")
@@ -79,6 +90,7 @@ def training_args(recipe: Recipe, output_dir: Path, has_eval: bool = False) -> A
         **knobs.config_defaults(recipe, ours, has_eval), **training,
         "output_dir": str(output_dir), "seed": recipe.seed,
         "save_total_limit": None,  # checkpoints.rotate keeps checkpoint.keep, after marking
+        "restore_callback_states_from_checkpoint": True,  # early stopping's patience, on resume
     }
     if sft:
         values.update(max_length=recipe.data.max_length, assistant_only_loss=False,
@@ -191,7 +203,7 @@ def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = 
     else:
         from trl import SFTTrainer
 
-        from .checkpoints import durable
+        from .durable import durable
 
         if tokenizer.eos_token != args.eos_token and recipe.data.template not in ("auto", "none"):
             # a named template's end-of-turn became the EOS; TRL puts it in the generation config too
@@ -295,13 +307,13 @@ def check_eval(recipe: Recipe, fmt: str) -> None:
 
 def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
               data: tuple[Splits, Prepared], resume_from: Path | None) -> tuple[Any, dict[str, Any]]:
-    from . import checkpoints, evaluate, rundir
+    from . import checkpoints, durable, evaluate, rundir
 
     out = Path(recipe.output_dir)
     metrics = rundir.MetricsWriter(work / "metrics.jsonl")
     logger = metrics.as_callback()
-    stop = checkpoints.StopRequest()
-    schedule = checkpoints.schedule_callback(recipe.checkpoint, stop)
+    stop = durable.StopRequest()
+    schedule = durable.schedule_callback(recipe.checkpoint, stop)
     trainer, strategy, splits = build_trainer(recipe, work, [logger, schedule], data)
     eval_rows = splits.eval.rows if splits.eval else []
     if data[1].chat:  # held-out prompts go through the template exactly as training rows did
@@ -332,16 +344,21 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
     if recipe.eval.metric != "none" and recipe.eval.before_training and "before" not in scores:
         score("before")
         rundir.write_json(work / "eval.json", scores)
-    with checkpoints.stop_on_signals(stop):
+    with durable.stop_on_signals(stop):
         result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    if stop.signum is not None:
+    state = trainer.state
+    if stop.signum is not None and state.global_step < state.max_steps:
         found, _ = checkpoints.latest(work / "checkpoints")
-        raise Interrupted(f"stopped by {stop.name} at step {trainer.state.global_step}; checkpoint "
-                          f"saved in {found}; continue with 'adapters-sft resume {out}'", stop.signum)
-    metrics.write({"step": trainer.state.global_step, "train_runtime": result.metrics.get("train_runtime"),
-                   "train_loss": result.training_loss, "final": True})
-    if "save_strategy" not in recipe.training:  # checkpoints we made only to keep the best one
-        shutil.rmtree(work / "checkpoints", ignore_errors=True)
+        if found is None:
+            raise Interrupted(f"stopped by {stop.name} at step {state.global_step}; no checkpoint "
+                              "was written, so nothing was kept", stop.signum)
+        raise Interrupted(f"stopped by {stop.name} at step {state.global_step}; checkpoint of step "
+                          f"{checkpoints.step_of(found)} saved in {found}; continue with "
+                          f"'adapters-sft resume {out}'", stop.signum)
+    if stop.signum is not None:
+        echo(f"{stop.name} arrived after the last training step; finishing the run")
+    metrics.write({"step": state.global_step, "train_runtime": result.metrics.get("train_runtime"),
+                   "train_loss": trainer.run_train_loss(), "final": True})
     if recipe.eval.metric != "none":
         score("after")
         rundir.write_json(work / "eval.json", scores)
@@ -354,6 +371,8 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
     if data[1].labels is not None:  # the classes, in id order, for loading the run back
         rundir.write_json(work / "labels.json", [str(x) for x in data[1].labels])
     rundir.write_recipe(work / "recipe.yaml", saved_recipe(recipe), out / "recipe.yaml")
+    if recipe.training.get("save_strategy", "no") == "no":  # crash insurance, or made for the best
+        shutil.rmtree(work / "checkpoints", ignore_errors=True)  # model: the run is complete now
     trainer.remove_callback(logger)  # the staging folder is renamed; later evaluate() calls only print
     return trainer, scores
 

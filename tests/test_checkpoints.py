@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STOP_AT = str(Path(__file__).resolve().parent / "stop_at.py")
 
 # freeze thaws its second block at step 4, after the checkpoint resumed from (step 3)
-STRATEGIES = {"lora": {}, "qlora": {}, "full": {}, "adapter": {},
+STRATEGIES = {"lora": {}, "qlora": {}, "full": {}, "adapter": {}, "head-only": {},
               "freeze": {"trainable_layers": 2, "unfreeze_every": 2}}
 
 
@@ -31,10 +31,11 @@ def write_recipe(tmp_path, tiny_model_dir, tiny_data):
     def make(name: str, out: str, strategy: str = "lora", **opts) -> Path:
         body = {"model": str(tiny_model_dir), "strategy": {"name": strategy, **opts},
                 "data": {"train": str(tiny_data["train"]), "max_length": 64},
-                # 32 rows, 4 x 2 per optimizer step: 4 steps an epoch, 8 steps = 2 shuffled epochs
+                # 32 rows, 4 x 2 per optimizer step: 4 steps an epoch, 8 steps = 2 shuffled epochs;
+                # a log line every 2 steps, so the checkpoint at step 3 splits a logging window
                 "training": {"max_steps": 8, "per_device_train_batch_size": 4,
                              "gradient_accumulation_steps": 2, "learning_rate": 1e-2,
-                             "logging_steps": 1, "dropout": 0.1},
+                             "logging_steps": 2, "dropout": 0.1},
                 "checkpoint": {"every_steps": 3}, "output_dir": str(tmp_path / out)}
         path = tmp_path / f"{name}.yaml"
         path.write_text(json.dumps(body))
@@ -48,10 +49,21 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
                           cwd=ROOT, timeout=600)
 
 
+RUNTIME = ("runtime", "per_second", "flos")  # clock readings, not results
+
+
+def records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
 def logged(run: Path) -> list[tuple]:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return [(r["step"], r["loss"], r["grad_norm"], r["learning_rate"], r.get("num_tokens"))
-            for r in rows if "loss" in r]
+    """Every logged training-step value (loss, grad norm, lr, TRL's token count, accuracy...)."""
+    return [tuple(sorted((k, v) for k, v in r.items() if not any(w in k for w in RUNTIME)))
+            for r in records(run) if "loss" in r or "eval_loss" in r]
+
+
+def final_loss(run: Path) -> float:
+    return [r for r in records(run) if r.get("final")][0]["train_loss"]
 
 
 def trained_tensors(run: Path) -> dict:
@@ -74,11 +86,12 @@ def test_sigkill_then_resume_equals_uninterrupted(strategy, write_recipe, tmp_pa
     assert not (tmp_path / "cut").exists()
     found, _ = checkpoints.latest(partial / "checkpoints")
     assert found is not None and found.name == "checkpoint-3"
-    assert len(logged(partial)) == 5  # steps 4 and 5 were logged after the checkpoint
+    assert [r["step"] for r in records(partial)] == [2, 4]  # step 4 was logged after it
 
     result = resume(tmp_path / "cut", echo=lambda _: None)
     assert logged(result.run_dir) == logged(whole.run_dir)
-    assert [s for s, *_ in logged(result.run_dir)] == list(range(1, 9))
+    assert [r["step"] for r in records(result.run_dir) if "loss" in r] == [2, 4, 6, 8]
+    assert final_loss(result.run_dir) == pytest.approx(final_loss(whole.run_dir), rel=1e-6)
     a, b = trained_tensors(whole.run_dir), trained_tensors(result.run_dir)
     assert a.keys() == b.keys() and a
     for key in a:
@@ -128,7 +141,8 @@ def test_signal_saves_a_checkpoint_and_says_how_to_resume(sig, code, write_recip
 def _folder(root: Path, step: int, complete: bool = True, size: int = 4) -> Path:
     folder = root / f"checkpoint-{step}"
     folder.mkdir(parents=True)
-    (folder / checkpoints.TRAINED).write_bytes(b"x" * size)
+    for name in checkpoints.REQUIRED:
+        (folder / name).write_bytes(b"x" * size)
     if complete:
         checkpoints._mark(folder, {"step": step})
     return folder
@@ -139,9 +153,13 @@ def test_latest_skips_unfinished_and_damaged(tmp_path):
     damaged = _folder(tmp_path, 4)
     (damaged / checkpoints.TRAINED).write_bytes(b"x")  # cut short after the marker
     _folder(tmp_path, 6, complete=False)
+    no_optimizer = _folder(tmp_path, 5)
+    (no_optimizer / "optimizer.pt").unlink()
+    checkpoints._mark(no_optimizer, {"step": 5})  # e.g. save_only_model: not resumable
     found, skipped = checkpoints.latest(tmp_path)
     assert found == tmp_path / "checkpoint-2"
     assert skipped == ["checkpoint-6: no completion marker (cut off while it was written)",
+                       "checkpoint-5: it has no optimizer.pt",
                        "checkpoint-4: trained.safetensors has 1 bytes, the marker says 4"]
 
 
@@ -162,3 +180,54 @@ def test_section_errors():
                               ("keep", 0, "at least 1")):
         with pytest.raises(UserError, match=f"checkpoint.{key}: must be {words}"):
             checkpoints.CheckpointSection(**{key: value})
+
+
+@pytest.fixture
+def cls_recipe_file(tmp_path, tiny_bert_dir, topic_data):
+    """A classifier that improves until step 15, then early stopping (patience 4) ends it at
+    step 27; evaluation every epoch (3 steps)."""
+    def make(out: str, every: int | None) -> Path:
+        body = {"model": str(tiny_bert_dir), "task": "classification",
+                "strategy": {"name": "freeze", "trainable_layers": 1},
+                "data": {"train": str(topic_data["train"]), "eval": str(topic_data["eval"]),
+                         "max_length": 32},
+                # 48 rows, 8 x 2 a step: 3 steps an epoch
+                "training": {"num_train_epochs": 12, "per_device_train_batch_size": 8,
+                             "gradient_accumulation_steps": 2, "learning_rate": 3e-2,
+                             "logging_steps": 1, "dropout": 0.1, "early_stopping_patience": 4},
+                "checkpoint": {"every_steps": every, "every_minutes": None},
+                "output_dir": str(tmp_path / out)}
+        path = tmp_path / f"{out}.yaml"
+        path.write_text(json.dumps(body))
+        return path
+    return make
+
+
+@pytest.mark.parametrize("every", [4, 3])
+def test_classifier_with_early_stopping_resumes_exactly(every, tmp_path, cls_recipe_file):
+    """transformers' Trainer (classification), evaluation every epoch and early stopping: the
+    patience counter and best checkpoint come back too, so the resumed run evaluates, stops
+    and keeps the best epoch exactly as the uninterrupted one does. every=3 puts each
+    checkpoint on an epoch's last step, where it waits for that epoch's evaluation."""
+    whole = train(load_recipe(str(cls_recipe_file("whole", every))), echo=lambda _: None)
+    steps = whole.trainer.state.global_step
+    # the kill at step 23 comes after checkpoint 20 or 21, whose patience counter is not 0
+    assert 23 < steps < 36, steps
+    killed = run_cli(STOP_AT, "23", "KILL", "train", str(cls_recipe_file("cut", every)))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    result = resume(tmp_path / "cut", echo=lambda _: None)
+    assert result.trainer.state.global_step == steps
+    assert logged(result.run_dir) == logged(whole.run_dir)
+    assert any("eval_accuracy" in dict(r) for r in logged(result.run_dir))
+    a, b = trained_tensors(whole.run_dir), trained_tensors(result.run_dir)
+    assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
+
+
+def test_classifier_sigint_mid_epoch_does_not_evaluate_a_partial_epoch(tmp_path, cls_recipe_file):
+    stopped = run_cli(STOP_AT, "20", "INT", "train", str(cls_recipe_file("cut", None)))
+    assert stopped.returncode == 130, stopped.stderr[-2000:]
+    partial = records(tmp_path / ".cut.partial")
+    assert [r["step"] for r in partial if "eval_loss" in r] == [3, 6, 9, 12, 15, 18]
+    result = resume(tmp_path / "cut", echo=lambda _: None)
+    whole = train(load_recipe(str(cls_recipe_file("whole", None))), echo=lambda _: None)
+    assert logged(result.run_dir) == logged(whole.run_dir)

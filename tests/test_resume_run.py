@@ -115,11 +115,23 @@ def test_nothing_to_resume(tiny_recipe, tmp_path):
         resume(result.run_dir)
 
 
-def test_differences_name_versions_and_processes():
-    base = {"versions": {"torch": "2.13.0", "trl": "1.16.0"}, "world_size": 1,
+def test_differences_name_versions_device_and_processes():
+    base = {"versions": {"torch": "2.13.0", "trl": "1.16.0"}, "world_size": 1, "device": "cpu",
             "data": {"train": "a", "eval": None}, "strategy": "lora", "recipe": {"seed": 1}}
     assert differences(base, base) == []
-    now = {**base, "versions": {"torch": "2.13.0", "trl": "1.17.0"}, "world_size": 2}
+    now = {**base, "versions": {"torch": "2.13.0", "trl": "1.17.0"}, "world_size": 2, "device": "cuda"}
     assert differences(base, now) == [
         "library versions changed since the checkpoint (trl 1.16.0 -> 1.17.0)",
+        "the device changed since the checkpoint (cpu -> cuda), and with it the dtype and kernels",
         "the number of processes changed since the checkpoint (1 -> 2), which changes the batches"]
+
+
+@pytest.mark.parametrize("override, words", [
+    ("training.save_only_model=true", "checkpoints would lack the optimizer"),
+    ("training.save_strategy=best", "use steps or epoch"),
+    ("training.save_total_limit=3", "set by the recipe's 'checkpoint.keep' key instead")])
+def test_settings_that_break_resume_are_refused(override, words, tiny_recipe, tmp_path):
+    from adapters_sft.trainer import training_args
+
+    with pytest.raises(UserError, match=f"command line: training.{override.split('=')[0][9:]}: .*{words}"):
+        training_args(tiny_recipe("lora", override), tmp_path)

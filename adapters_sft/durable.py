@@ -1,0 +1,175 @@
+"""The Trainer side of checkpoints (checkpoints.py is the format on disk): a Trainer subclass
+whose checkpoints hold only what trained, when they are written, and SIGINT/SIGTERM.
+
+A resumed run must log what the uninterrupted one logs. The Trainer restores the weights,
+optimizer, scheduler, RNG and step, but restarts its logging window (the loss summed since
+the last log line) and TRL's per-step metrics from zero; a checkpoint between two log lines
+would make the next logged loss an average over fewer steps. The marker carries that window
+and it is put back when training starts.
+
+When: `checkpoint.every_steps` / `every_minutes`, and after the step in flight on a signal.
+With evaluation every epoch, a save due on an epoch's last step waits for that epoch's
+evaluation (a resumed run starts the next epoch and would never evaluate it); a signal in
+mid-epoch does not trigger an evaluation of the partial epoch.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import checkpoints
+
+
+def durable(base: type) -> type:
+    """`base` (SFTTrainer or Trainer) with checkpoints that hold only what trained, a
+    completion marker, our rotation and the logging window carried across a resume."""
+    from transformers import TrainerCallback
+
+    class RestoreLogWindow(TrainerCallback):
+        def __init__(self, trainer: Any) -> None:
+            self.trainer = trainer
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.trainer._restore_log_window()
+
+    class Durable(base):  # type: ignore[misc, valid-type]
+        keep_checkpoints: int = 2
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._pending_window: dict[str, Any] | None = None
+            self.loss_before_resume = 0.0  # the loss summed over the steps of earlier sessions
+            self.add_callback(RestoreLogWindow(self))
+
+        def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
+            # Called for checkpoints only (the run's artifact is the strategy's own save).
+            if not self.args.should_save:
+                return
+            out = Path(output_dir or self.args.output_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            checkpoints.save_trained(self.model, out / checkpoints.TRAINED, self.optimizer)
+
+        def _save_checkpoint(self, model: Any, trial: Any) -> None:
+            root = Path(self._get_output_dir(trial=trial))
+            folder = root / f"checkpoint-{self.state.global_step}"
+            (folder / checkpoints.MARKER).unlink(missing_ok=True)  # written again: not complete
+            super()._save_checkpoint(model, trial)
+            if not self.args.should_save:
+                return
+            metrics = getattr(self, "_metrics", {}).get("train", {})  # TRL's, between log lines
+            checkpoints._mark(folder, {
+                "step": self.state.global_step, "max_steps": self.state.max_steps,
+                "train_tokens": getattr(self, "_total_train_tokens", None),
+                "window": {"loss": float(self._tr_loss.item()),
+                           "last_logged": self._globalstep_last_logged,
+                           "total_loss": self.loss_before_resume + self._total_loss_scalar,
+                           "trl": {k: [float(x) for x in v] for k, v in metrics.items()}}})
+            checkpoints.rotate(root, self.keep_checkpoints, self.state.best_model_checkpoint)
+
+        def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+            folder = Path(resume_from_checkpoint)
+            checkpoints.load_trained(model if model is not None else self.model,
+                                     folder / checkpoints.TRAINED)
+            marker = checkpoints.marker_data(folder)
+            if marker.get("train_tokens") is not None and hasattr(self, "_total_train_tokens"):
+                self._total_train_tokens = marker["train_tokens"]
+            self._pending_window = marker.get("window")
+
+        def _restore_log_window(self) -> None:
+            import torch
+
+            window, self._pending_window = self._pending_window, None
+            if window is None:
+                return
+            self._tr_loss = torch.tensor(window["loss"], device=self.args.device)
+            self._globalstep_last_logged = window["last_logged"]
+            self.loss_before_resume = window["total_loss"]
+            if hasattr(self, "_metrics"):
+                self._metrics["train"].clear()
+                self._metrics["train"].update({k: list(v) for k, v in window["trl"].items()})
+
+        def _load_best_model(self) -> None:
+            checkpoints.load_trained(self.model, Path(self.state.best_model_checkpoint) / checkpoints.TRAINED)
+
+        def run_train_loss(self) -> float:
+            """The mean training loss over the whole run, earlier sessions included (the
+            Trainer's own `train_loss` covers this session only)."""
+            return (self.loss_before_resume + self._total_loss_scalar) / max(self.state.global_step, 1)
+
+    Durable.__name__ = Durable.__qualname__ = f"Durable{base.__name__}"
+    return Durable
+
+
+class StopRequest:
+    """Set by SIGINT/SIGTERM during training; the schedule callback then saves and stops."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else ""
+
+
+@contextmanager
+def stop_on_signals(request: StopRequest) -> Iterator[None]:
+    """The first SIGINT/SIGTERM asks for a checkpoint and a clean stop after the step in
+    flight; a second one stops at once (KeyboardInterrupt)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if request.signum is not None:
+            raise KeyboardInterrupt
+        request.signum = signum
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def schedule_callback(section: checkpoints.CheckpointSection, request: StopRequest) -> Any:
+    from transformers import TrainerCallback
+
+    class CheckpointSchedule(TrainerCallback):
+        def __init__(self) -> None:
+            self.last = time.monotonic()
+            self.at_epoch_end = False
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.last = time.monotonic()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.global_step >= state.max_steps:
+                return  # training is complete; the run's result is saved, not a checkpoint
+            stopping = request.signum is not None
+            every, minutes = section.every_steps, section.every_minutes
+            due = stopping or bool(every and state.global_step % every == 0) or \
+                bool(minutes and time.monotonic() - self.last >= minutes * 60)
+            if stopping:
+                control.should_training_stop = True
+            if not due:
+                return
+            if args.eval_strategy == "epoch" and abs(state.epoch - round(state.epoch)) < 1e-9:
+                self.at_epoch_end = True  # after this epoch's evaluation
+            else:
+                control.should_save = True
+
+        def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if self.at_epoch_end:
+                control.should_save, self.at_epoch_end = True, False
+            elif request.signum is not None:  # stopped mid-epoch: no evaluation of a part
+                control.should_evaluate = control.should_save = False
+
+        def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.last = time.monotonic()
+
+    return CheckpointSchedule()
