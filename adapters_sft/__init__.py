@@ -54,14 +54,22 @@ def load_run(run_dir: str | Path) -> tuple[Any, Any, Recipe]:
 
 def merge(run_dir: str | Path, out: str | Path, dtype: str = "auto", overwrite: bool = False) -> Any:
     """Merge a run into a standalone model folder (see `adapters_sft.export.merge`)."""
-    from .export import merge_run
+    from pathlib import Path
 
-    return merge_run(run_dir, out, dtype, overwrite)
+    from .export import merge_run
+    from .rundir import exclusive
+
+    with exclusive(Path(out), "--out"):
+        return merge_run(run_dir, out, dtype, overwrite)
 
 
 def export(run_dir: str | Path, fmt: str, out: str | Path, outtype: str = "f16",
            overwrite: bool = False) -> dict[str, Any]:
     """Export a run as peft, safetensors or gguf (see `adapters_sft.export.formats`)."""
-    from .export import export_run
+    from pathlib import Path
 
-    return export_run(run_dir, fmt, out, outtype=outtype, overwrite=overwrite)
+    from .export import export_run
+    from .rundir import exclusive
+
+    with exclusive(Path(out), "--out"):
+        return export_run(run_dir, fmt, out, outtype=outtype, overwrite=overwrite)

@@ -69,6 +69,9 @@ class DataSection:
         if self.val_size is not None and self.eval:
             raise UserError("data.val_size: set only when data.eval is empty (it carves held-out "
                             "rows from data.train); remove one of them")
+        if self.max_length is not None and self.max_length < 1:
+            raise UserError(f"data.max_length: must be at least 1 (or null for no limit), got "
+                            f"{self.max_length}")
         for theirs, ours in self.columns.items():
             if not isinstance(theirs, str) or not isinstance(ours, str):
                 raise UserError(f"data.columns: map column names to names, got {theirs!r}: {ours!r}")
@@ -158,14 +161,23 @@ def find_recipe(ref: str) -> tuple[str, Path]:
                     "run 'adapters-sft ls' to list recipes, or give a path to a YAML file")
 
 
+class DuplicateKey(Exception):
+    def __init__(self, key: str, first: int, second: int) -> None:
+        super().__init__(key)
+        self.key, self.first, self.second = key, first, second
+
+
 def _key_lines(text: str) -> dict[str, int]:
-    """Dotted key -> 1-based line number, so errors can say file:line."""
+    """Dotted key -> 1-based line number, so errors can say file:line. A key given twice in
+    one mapping raises DuplicateKey: YAML would silently keep the last one."""
     lines: dict[str, int] = {}
 
     def walk(node: Any, prefix: str) -> None:
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
                 key = f"{prefix}.{k.value}" if prefix else str(k.value)
+                if key in lines:
+                    raise DuplicateKey(key, lines[key], k.start_mark.line + 1)
                 lines[key] = k.start_mark.line + 1
                 walk(v, key)
 
@@ -205,6 +217,9 @@ def read_recipe_file(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
         lines = _key_lines(text)
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read recipe: {exc}") from None
+    except DuplicateKey as dup:
+        raise UserError(f"{path}:{dup.second}: '{dup.key}' is given twice (lines {dup.first} and "
+                        f"{dup.second}), and only one can count; keep one of them") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -221,6 +236,8 @@ def load_recipe(ref: str, overrides: list[str] | None = None) -> Recipe:
     if isinstance(raw.get("strategy"), str):  # shorthand `strategy: lora`
         raw["strategy"] = {"name": raw["strategy"]}
     parsed = [parse_override(item) for item in overrides or []]
+    # `strategy=lora` on the command line means what `strategy: lora` means in YAML
+    parsed = [("strategy.name", v) if k == "strategy" and isinstance(v, str) else (k, v) for k, v in parsed]
     from_cli = {key for key, _ in parsed}
     new_name = dict(parsed).get("strategy.name")
     if new_name is not None and isinstance(raw.get("strategy"), dict) \
@@ -262,6 +279,8 @@ def _validate(raw: dict[str, Any], name: str, path: Path, where: Callable[[str],
     if recipe.task not in TASKS:
         raise UserError(f"{where('task')}task: must be sft or classification, got '{recipe.task}'"
                         f"{did_you_mean(recipe.task, TASKS)}")
+    if not 0 <= recipe.seed < 2 ** 32:  # numpy's seed range, which set_seed uses
+        raise UserError(f"{where('seed')}seed: must be between 0 and 4294967295, got {recipe.seed}")
     if recipe.dtype not in ("auto", "float32", "bfloat16", "float16"):
         raise UserError(f"{where('dtype')}dtype: must be auto, float32, bfloat16 or float16, "
                         f"got '{recipe.dtype}'")

@@ -97,6 +97,14 @@ def differences(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
 def resume(out: Path, overrides: list[str] | None = None, force: bool = False,
            echo: Callable[[str], Any] = print) -> RunResult:
     """Continue the interrupted run that will live at `out`."""
+    from . import rundir
+
+    with rundir.exclusive(out):
+        return _resume_exclusive(out, overrides, force, echo)
+
+
+def _resume_exclusive(out: Path, overrides: list[str] | None, force: bool,
+                      echo: Callable[[str], Any]) -> RunResult:
     from . import checkpoints, rundir
     from .recipe import load_recipe
     from .trainer import preflight, run_in

@@ -24,9 +24,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -34,6 +35,59 @@ from .errors import UserError
 from .recipe import YAML12_FLOAT
 
 _LIBS = ("adapters-sft", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes")
+
+
+@contextmanager
+def exclusive(out: Path, key: str = "output_dir") -> Iterator[None]:
+    """Hold `out` and its staging folder for this process while it writes them: a second
+    writer is refused at once, naming the first one's pid. The lock is an flock on a hidden
+    sibling file; the kernel drops it when its process dies, so a killed run leaves no stale
+    lock. Taking it also proves the parent folder can be created and written, before any
+    model loads, and refuses a path inside a run (nothing is created there)."""
+    import fcntl
+
+    inside = enclosing_run(out.resolve().parent)
+    if inside is not None:  # checked before anything is created there
+        raise UserError(f"{key}: '{out}' is inside the run '{inside}', and writing there could "
+                        f"destroy it; choose a path outside every run")
+    lock = out.parent / f".{out.name}.lock"
+    for _ in range(5):  # the lock file may be removed by its last holder between open and flock
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UserError(f"{key}: cannot write to '{out.parent}' ({exc.strerror}); choose a "
+                            f"writable folder for {key}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise UserError(f"{key}: '{out}' is being written by another adapters-sft process "
+                            f"(pid {holder}); wait for it to finish, or choose another {key}") from None
+        try:
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    else:
+        raise UserError(f"{key}: could not lock '{lock}'; try again")
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)  # while still held: nothing is left behind
+        os.close(fd)
+
+
+def enclosing_run(path: Path) -> Path | None:
+    """The run directory that `path` is (or is inside), if any."""
+    for folder in (path, *path.parents):
+        if (folder / "recipe.yaml").is_file() and any((folder / a).is_dir() for a in ("adapter", "weights")):
+            return folder
+    return None
 
 
 def check_target(out: Path, overwrite: bool) -> None:

@@ -37,6 +37,14 @@ _OWNED = {"output_dir": "output_dir", "seed": "seed", "max_length": "data.max_le
           "assistant_only_loss": "data.train_on_prompt", "completion_only_loss": "data.train_on_prompt"}
 
 
+# Lowest allowed value of numeric Trainer keys (True: the bound itself is allowed). The
+# Trainer checks few of them, and late: after the model loaded, or never (max_steps=0 trains).
+_LOWEST = {"learning_rate": (0, True), "num_train_epochs": (0, False), "logging_steps": (0, False),
+           "save_steps": (0, False), "eval_steps": (0, False), "per_device_train_batch_size": (1, True),
+           "per_device_eval_batch_size": (1, True), "gradient_accumulation_steps": (1, True),
+           "warmup_steps": (0, True), "weight_decay": (0, True), "max_grad_norm": (0, True),
+           "dataloader_num_workers": (0, True), "label_smoothing_factor": (0, True)}
+
 # Values that would make checkpoints unable to resume exactly.
 _REFUSED = {
     "save_only_model": (True, "checkpoints would lack the optimizer, scheduler and RNG states, and "
@@ -80,6 +88,7 @@ def training_args(recipe: Recipe, output_dir: Path, has_eval: bool = False) -> A
                             f"{did_you_mean(key, [*fields, *knobs.KEYS])}")
         if hints.get(key) in (int, float, bool, str, int | None, float | None, str | None):
             check_type(value, hints[key], f"training.{key}", recipe.where)
+        _check_range(key, value, at)
     import torch
 
     cuda = _cuda()
@@ -104,6 +113,19 @@ def training_args(recipe: Recipe, output_dir: Path, has_eval: bool = False) -> A
         keys = ", ".join(f"training.{k}" for k in recipe.training) or "its defaults"
         raise UserError(f"{recipe.where('training')}training: {config_cls.__name__} refused the "
                         f"settings ({keys}): {reason}") from None
+
+
+def _check_range(key: str, value: Any, at: str) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    if key == "max_steps" and not (value == -1 or value >= 1):
+        raise UserError(f"{at}training.max_steps: must be at least 1, or -1 to train "
+                        f"num_train_epochs epochs; got {value}")
+    if key in _LOWEST:
+        low, inclusive = _LOWEST[key]
+        if value < low or (value == low and not inclusive):
+            raise UserError(f"{at}training.{key}: must be {'at least' if inclusive else 'above'} "
+                            f"{low}, got {value}")
 
 
 def load_data(recipe: Recipe) -> Splits:
@@ -229,9 +251,16 @@ class RunResult:
 
 def train(recipe: Recipe, echo: Callable[[str], Any] = print) -> RunResult:
     """Train `recipe` into its run directory."""
-    from . import checkpoints, resume_run, rundir
+    from . import rundir
 
     out = Path(recipe.output_dir)
+    with rundir.exclusive(out):  # held until the run is committed or given up
+        return _train_exclusive(recipe, out, echo)
+
+
+def _train_exclusive(recipe: Recipe, out: Path, echo: Callable[[str], Any]) -> RunResult:
+    from . import checkpoints, resume_run, rundir
+
     rundir.check_target(out, recipe.overwrite)
     found, _ = checkpoints.latest(rundir.partial_dir(out) / "checkpoints")
     if found is not None and not recipe.overwrite:

@@ -93,3 +93,37 @@ def test_strategy_shorthand_accepts_dotted_overrides(tmp_path):
 def test_eval_counts_must_be_positive(override):
     with pytest.raises(UserError, match=r"must be at least 1"):
         load_recipe("smollm2-135m/lora", [override])
+
+
+@pytest.mark.parametrize("text, key, lines", [
+    ("model: m\nstrategy: {name: lora}\ndata: {train: t.jsonl}\nstrategy:\n  name: full\n",
+     "'strategy'", "(lines 2 and 4)"),
+    ("model: m\nstrategy: lora\ndata:\n  train: t.jsonl\n  max_length: 64\n  max_length: 128\n",
+     "'data.max_length'", "(lines 5 and 6)")])
+def test_a_key_given_twice_is_an_error_naming_both_lines(text, key, lines, tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    import re
+
+    with pytest.raises(UserError, match=re.escape(f"{key} is given twice {lines}")):
+        load_recipe(str(path))
+
+
+def test_strategy_shorthand_on_the_command_line():
+    recipe = load_recipe("smollm2-135m/lora", ["strategy=full"])
+    assert recipe.strategy.name == "full"
+    assert load_recipe("smollm2-135m/lora", ["strategy=full", "strategy.unfreeze_every=2"]).strategy.unfreeze_every == 2
+
+
+def test_a_recipe_round_trips_through_a_run_directory(tmp_path):
+    """What train saves as recipe.yaml loads back equal, number-like strings included."""
+    from adapters_sft.rundir import write_recipe
+    from adapters_sft.trainer import saved_recipe
+
+    data = tmp_path / "1e5"
+    data.write_text("")
+    recipe = load_recipe("smollm2-135m/lora", [f"data.train={data}", "training.learning_rate=1e-4",
+                                               "training.run_name='2e3'"])
+    write_recipe(tmp_path / "recipe.yaml", saved_recipe(recipe), tmp_path / "recipe.yaml")
+    again = load_recipe(str(tmp_path / "recipe.yaml"))
+    assert again.to_dict() | {"versions": {}} == recipe.to_dict() | {"versions": {}}

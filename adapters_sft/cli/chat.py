@@ -11,6 +11,7 @@ import sys
 from typing import Any, Callable
 
 from ..errors import UserError
+from .args import number
 
 HELP = "type a message; /reset clears the conversation, /exit (or Ctrl-D) leaves"
 
@@ -19,9 +20,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("chat", help="interactive chat with a run or a model (streams, keeps history)")
     p.add_argument("model", help="run directory, or a model folder / hub id / alias")
     p.add_argument("--system", help="a system message to start each conversation with")
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--temperature", type=float, help="sample instead of greedy decoding")
-    p.add_argument("--top-p", type=float)
+    p.add_argument("--max-new-tokens", type=number(int, 1), default=256)
+    p.add_argument("--temperature", type=number(float, 0, inclusive=False),
+                   help="sample instead of greedy decoding (above 0)")
+    p.add_argument("--top-p", type=number(float, 0, inclusive=False, high=1))
     p.set_defaults(run=run)
 
 

@@ -25,9 +25,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..export import export_run
+    from ..rundir import exclusive
     from .train import quiet_libraries
 
     quiet_libraries()
-    export_run(args.run_dir, args.format, args.out, args.outtype, args.dtype, args.overwrite,
-               echo=lambda line: print(f"adapters-sft: {line}", flush=True))
+    with exclusive(args.out, "--out"):  # one writer per --out
+        export_run(args.run_dir, args.format, args.out, args.outtype, args.dtype, args.overwrite,
+                   echo=lambda line: print(f"adapters-sft: {line}", flush=True))
     return 0

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from .args import number
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,12 +23,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--input", type=Path, help='JSONL: {"prompt": ...} or {"messages": [...]} per line')
     p.add_argument("--output", type=Path, help="JSONL to write (each input row plus 'answer')")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
-    p.add_argument("--max-new-tokens", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--temperature", type=float, help="sample instead of greedy decoding")
-    p.add_argument("--top-p", type=float)
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--seed", type=int, default=42, help="for sampling")
+    p.add_argument("--max-new-tokens", type=number(int, 1), default=128)
+    p.add_argument("--batch-size", type=number(int, 1), default=8)
+    p.add_argument("--temperature", type=number(float, 0, inclusive=False),
+                   help="sample instead of greedy decoding (above 0)")
+    p.add_argument("--top-p", type=number(float, 0, inclusive=False, high=1))
+    p.add_argument("--top-k", type=number(int, 1))
+    p.add_argument("--seed", type=number(int, 0), default=42, help="for sampling")
     p.set_defaults(run=run)
 
 

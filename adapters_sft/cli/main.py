@@ -13,13 +13,14 @@ import sys
 import warnings
 
 from ..errors import CheckFailed, Interrupted, UserError
+from .args import OneLineParser
 from . import chat, check, cp, eval, export, generate, ls, merge, resume, show, train, validate
 
 VERBS = (ls, show, cp, validate, check, train, resume, eval, generate, chat, merge, export)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="adapters-sft",
         description="Fine-tune LLMs with interchangeable strategies. Start with "
                     "'adapters-sft ls', then 'adapters-sft train smollm2-135m/lora'.")

@@ -27,9 +27,11 @@ def add_output_options(p: argparse.ArgumentParser, what: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..export.merge import merge_run
+    from ..rundir import exclusive
     from .train import quiet_libraries
 
     quiet_libraries()
-    merge_run(args.run_dir, args.out, args.dtype, args.overwrite,
-              echo=lambda line: print(f"adapters-sft: {line}", flush=True))
+    with exclusive(args.out, "--out"):  # one writer per --out
+        merge_run(args.run_dir, args.out, args.dtype, args.overwrite,
+                  echo=lambda line: print(f"adapters-sft: {line}", flush=True))
     return 0

@@ -26,13 +26,26 @@ DTYPES = ("auto", "float32", "float16", "bfloat16")
 
 
 def check_out(out: Path, overwrite: bool, run: Path) -> None:
-    """Refuse an existing --out unless --overwrite; never one that holds the run itself."""
+    """Refuse an existing --out unless --overwrite; never one inside a run or holding one (the
+    run itself, or any other), nor an interrupted training run's output_dir."""
+    from .. import checkpoints
+    from ..rundir import enclosing_run, partial_dir
+
+    resolved = out.resolve()
+    inside = enclosing_run(resolved)
+    if inside is not None or run.resolve().is_relative_to(resolved):
+        raise UserError(f"--out: '{out}' is or is inside the run '{inside or run}', and writing there "
+                        "would destroy it; choose a path outside every run, e.g. merged/NAME")
+    if checkpoints.latest(partial_dir(out) / "checkpoints")[0] is not None:
+        raise UserError(f"--out: '{out}' is the output_dir of an interrupted training run (its "
+                        f"checkpoints are in {partial_dir(out)}); choose another path")
     if not out.exists():
         return
     if not overwrite:
         raise UserError(f"--out: '{out}' already exists; choose another path or add --overwrite")
-    if run.resolve().is_relative_to(out.resolve()) or Path.cwd().resolve().is_relative_to(out.resolve()):
-        raise UserError(f"--out: '{out}' holds the run or the current folder, so --overwrite "
+    if any(p.name == "recipe.yaml" for p in out.rglob("recipe.yaml")) or \
+            Path.cwd().resolve().is_relative_to(resolved):
+        raise UserError(f"--out: '{out}' holds a run or the current folder, so --overwrite "
                         "will not replace it; choose another path")
 
 

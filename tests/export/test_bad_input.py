@@ -81,7 +81,27 @@ def test_overwrite_replaces_only_after_success(lora_run, tmp_path, capsys):
     assert not (out / "old.txt").exists() and (out / "config.json").is_file()
 
 
-def test_overwrite_never_replaces_the_run_itself(lora_run, capsys):
-    _fails(["merge", str(lora_run), "--out", str(lora_run), "--overwrite"], capsys,
-           "holds the run or the current folder")
-    assert (lora_run / "recipe.yaml").is_file()
+@pytest.mark.parametrize("where", ["run", "run/adapter", "run/adapter/new", "parent"])
+@pytest.mark.parametrize("verb", [["merge"], ["export", "--format", "peft"]])
+def test_out_inside_or_around_a_run_is_refused(where, verb, lora_run, capsys):
+    out = {"run": lora_run, "parent": lora_run.parent}.get(where, lora_run.parent / where.replace("run", lora_run.name))
+    before = sorted(str(p) for p in lora_run.rglob("*"))
+    _fails([verb[0], str(lora_run), *verb[1:], "--out", str(out), "--overwrite"], capsys,
+           "--out: ", "choose")
+    assert sorted(str(p) for p in lora_run.rglob("*")) == before  # the run is untouched
+    from adapters_sft.runs import load_run
+
+    assert load_run(lora_run)[0] is not None
+
+
+def test_out_over_an_interrupted_training_run_is_refused(lora_run, tmp_path, capsys):
+    ckpt = tmp_path / ".stopped.partial" / "checkpoints" / "checkpoint-2"
+    ckpt.mkdir(parents=True)
+    from adapters_sft import checkpoints
+
+    for name in checkpoints.REQUIRED:
+        (ckpt / name).write_bytes(b"x")
+    checkpoints._mark(ckpt, {"step": 2})
+    _fails(["merge", str(lora_run), "--out", str(tmp_path / "stopped")], capsys,
+           "is the output_dir of an interrupted training run")
+    assert checkpoints.problem(ckpt) is None

@@ -1,0 +1,30 @@
+"""Argument types shared by the verbs: numbers with their ranges, checked as argparse reads
+them, so `--batch-size 0` is one line and exit 2 before any model loads."""
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+
+def number(kind: type, low: float, inclusive: bool = True, high: float | None = None) -> Callable[[str], float]:
+    """An argparse `type`: `kind` (int or float) at least `low` (above it if not inclusive),
+    at most `high`."""
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got '{text}'") from None
+        if value < low or (not inclusive and value == low) or (high is not None and value > high):
+            what = f"{'at least' if inclusive else 'above'} {low}" + (f" and at most {high}" if high else "")
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's errors as one line (`adapters-sft: error: ...`, exit 2), like ours."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"adapters-sft: error: {self.prog}: {message}; see '{self.prog} --help'\n")

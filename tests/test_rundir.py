@@ -1,0 +1,119 @@
+"""Exclusive output folders and guards that run before anything is loaded or written: one
+line, exit status 2, nothing created, nothing lost."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from adapters_sft.cli.main import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _refused(argv: list[str], capsys, *words: str) -> str:
+    capsys.readouterr()
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, err
+    return err
+
+
+@pytest.fixture
+def recipe_file(tmp_path, tiny_model_dir, tiny_data):
+    def make(steps: int = 3, out: str = "run") -> Path:
+        body = {"model": str(tiny_model_dir), "strategy": {"name": "lora"},
+                "data": {"train": str(tiny_data["train"]), "max_length": 64},
+                "training": {"max_steps": steps, "per_device_train_batch_size": 4,
+                             "logging_steps": 1},
+                "output_dir": str(tmp_path / out)}
+        path = tmp_path / "r.yaml"
+        path.write_text(json.dumps(body))
+        return path
+    return make
+
+
+def test_a_second_train_into_the_same_output_dir_is_refused_at_once(recipe_file, tmp_path, capsys):
+    recipe = recipe_file(steps=400)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.Popen([sys.executable, "-m", "adapters_sft", "train", str(recipe)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lock = tmp_path / ".run.lock"
+    deadline = time.monotonic() + 120
+    while not lock.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lock.exists(), first.communicate()[1][-2000:]
+    started = time.monotonic()
+    _refused(["train", str(recipe)], capsys,
+             f"output_dir: '{tmp_path / 'run'}' is being written by another adapters-sft process "
+             f"(pid {first.pid})")
+    assert time.monotonic() - started < 5  # refused at once, not after loading anything
+    out, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err[-2000:]
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+             if "loss" in json.loads(line)]
+    assert steps == list(range(1, 401))  # only the first run's steps
+    assert not lock.exists()
+
+
+def test_a_lock_left_by_a_killed_run_does_not_block(recipe_file, tmp_path):
+    (tmp_path / ".run.lock").write_text("999999")  # its process is gone: no flock is held
+    assert main(["train", str(recipe_file())]) == 0
+    assert (tmp_path / "run" / "adapter").is_dir()
+
+
+def test_output_dir_that_cannot_be_written(recipe_file, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    _refused(["train", str(recipe_file()), f"output_dir={tmp_path / 'afile' / 'run'}"], capsys,
+             "output_dir: cannot write to", "choose a writable folder")
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_output_dir_inside_a_run_is_refused_and_nothing_is_created(recipe_file, tmp_path, capsys):
+    recipe = recipe_file()
+    assert main(["train", str(recipe)]) == 0
+    before = sorted(p.name for p in (tmp_path / "run").rglob("*"))
+    _refused(["train", str(recipe), f"output_dir={tmp_path / 'run' / 'adapter' / 'x'}"], capsys,
+             "is inside the run", "choose a path outside every run")
+    assert sorted(p.name for p in (tmp_path / "run").rglob("*")) == before
+
+
+@pytest.mark.parametrize("override, words", [
+    ("training.learning_rate=-1", "training.learning_rate: must be at least 0"),
+    ("training.per_device_train_batch_size=0", "must be at least 1"),
+    ("training.gradient_accumulation_steps=0", "must be at least 1"),
+    ("training.max_steps=0", "training.max_steps: must be at least 1, or -1"),
+    ("training.num_train_epochs=0", "training.num_train_epochs: must be above 0"),
+    ("training.warmup_steps=-2", "must be at least 0"),
+    ("seed=-1", "seed: must be between 0 and"),
+    ("data.max_length=-5", "data.max_length: must be at least 1"),
+    ("checkpoint.keep=0", "checkpoint.keep: must be at least 1"),
+])
+def test_out_of_range_numbers_are_one_line(override, words, recipe_file, tmp_path, capsys):
+    extra = ["training.max_steps=-1"] if "epochs" in override else []
+    _refused(["train", str(recipe_file()), override, *extra], capsys, "command line: ", words)
+    assert not (tmp_path / "run").exists() and not (tmp_path / ".run.partial").exists()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["generate", "x", "--prompt", "hi", "--batch-size", "0"], "--batch-size: must be at least 1"),
+    (["generate", "x", "--prompt", "hi", "--max-new-tokens", "0"], "--max-new-tokens: must be at least 1"),
+    (["generate", "x", "--prompt", "hi", "--temperature", "0"], "--temperature: must be above 0"),
+    (["generate", "x", "--prompt", "hi", "--top-p", "1.5"], "--top-p: must be above 0 and at most 1"),
+    (["chat", "x", "--temperature", "-1"], "--temperature: must be above 0"),
+    (["chat", "x", "--max-new-tokens", "two"], "--max-new-tokens: expected an integer, got 'two'"),
+])
+def test_out_of_range_options_are_one_line(argv, words, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and words in err and err.startswith("adapters-sft: error: "), err
