@@ -64,9 +64,12 @@ def analyse(report: Report, name: str, dataset: Any, where: list[str], tokenizer
     m, keep_end = report.max_length, report.truncation_mode == "keep_end"
     lengths, trained = [], []
     no_target, no_eos, cut, lost, eos_cut = [], [], 0, [], []
+    learnable = 0  # rows with a trained token after the first, within max_length
     for row, place in zip(dataset, where):
         ids, labels = row["input_ids"], row["labels"]
         lengths.append(len(ids))
+        window = labels if m is None or len(ids) <= m else (labels[-m:] if keep_end else labels[:m])
+        learnable += any(lab != -100 for lab in window[1:])  # a row's first token is never predicted
         spans = _spans(labels)
         trained.append(sum(e - s for s, e in spans))
         if not spans:
@@ -95,6 +98,10 @@ def analyse(report: Report, name: str, dataset: Any, where: list[str], tokenizer
                                f"its EOS to truncation ({_at(eos_cut)}); raise data.max_length")
     if len(lost) == len(lengths) and lengths:
         report.fatal.append(f"{name}: every row loses its whole target to truncation; raise data.max_length")
+    elif lengths and not learnable and name == "train":
+        report.fatal.append(f"{name}: no row keeps a token to learn within data.max_length={m} (a "
+                            "causal LM learns each token from those before it, never a row's first), "
+                            "so every step would have zero loss; raise data.max_length")
     if no_target:
         report.fatal.append(f"{name}: {len(no_target)} row(s) have no trainable tokens ({_at(no_target)}); "
                             "check the chat template's generation markers or the completions")

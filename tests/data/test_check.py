@@ -119,3 +119,22 @@ def test_classification_data_is_checked_but_not_trained_by_sft(capsys, tiny_reci
     path.write_text("text,label\nred,colour\nblue,colour\n")
     code, out, err = _check(capsys, tiny_recipe("lora").source, f"data.train={path}", "data.eval=null")
     assert code == 2 and "only one label" in err
+
+
+def test_text_cut_to_one_token_has_nothing_to_learn_and_is_refused(capsys, tiny_recipe, tmp_path, monkeypatch):
+    path = tmp_path / "text.jsonl"
+    path.write_text("".join(json.dumps({"text": f"red blue green cat dog {i}"}) + "\n" for i in range(8)))
+    code, out, _ = _check(capsys, tiny_recipe("lora").source, f"data.train={path}", "data.eval=null",
+                          "data.max_length=1")
+    assert code == 2 and "no row keeps a token to learn within data.max_length=1" in out
+
+    def no_load(*a, **k):
+        raise AssertionError("model weights loaded for a run with nothing to learn")
+
+    monkeypatch.setattr("adapters_sft.models.load_model", no_load)
+    with pytest.raises(UserError, match="so every step would have zero loss"):
+        train(tiny_recipe("lora", f"data.train={path}", "data.eval=null", "data.max_length=1"),
+              echo=lambda *_: None)
+    code, out, _ = _check(capsys, tiny_recipe("lora").source, f"data.train={path}", "data.eval=null",
+                          "data.max_length=2")
+    assert code == 0, out  # one token after the first: something to learn
