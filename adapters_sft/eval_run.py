@@ -25,14 +25,19 @@ class Evaluation:
     rows: int
 
 
-def held_out(recipe: Any, data: str | None) -> tuple[Any, str]:
-    """(Split, name) of the rows to score."""
+def held_out(recipe: Any, data: str | None, run: Path | None = None) -> tuple[Any, str]:
+    """(Split, name) of the rows to score: --data, else the held-out rows saved with the run,
+    else (runs from before they were saved) the recipe's data files."""
     from .data.formats import kind_of
     from .data.load import load_splits, read_split
+    from .rundir import read_heldout
 
     if data:
         split, fmt = read_split(data, "--data", "auto", recipe.data.columns)
         return (split, kind_of(fmt)), Path(data.split(":")[-1]).stem or "data"
+    saved = read_heldout(run) if run is not None else None
+    if saved is not None:
+        return saved, "eval"
     splits = load_splits(recipe)
     if splits.eval is None:
         raise UserError(f"{recipe.source}: the run has no held-out split (data.eval or data.val_size); "
@@ -46,7 +51,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, limit: int | None
     from .runs import load_run
 
     model, tokenizer, recipe = load_run(run_dir)
-    (split, kind), name = held_out(recipe, data)
+    (split, kind), name = held_out(recipe, data, Path(run_dir))
     rows = split.rows[:limit]
     out = Path(run_dir) / "eval" / name
     if recipe.task == "classification":

@@ -8,6 +8,8 @@
                        the run is complete unless training.save_strategy asked for them
       metrics.jsonl    one JSON line per logging step
       fingerprint.json what `resume` compared: data hashes, versions, process count, recipe
+      heldout.json     the held-out rows as trained against (normalised), so eval and merge
+                       work without the original data files (a run moved or copied elsewhere)
       eval.json        held-out scores (when the recipe asks for them)
       confusion.png    classification: the held-out confusion matrix after training
       labels.json      classification: the class names, in class-id order
@@ -164,6 +166,35 @@ def write_recipe(path: Path, recipe_dict: dict[str, Any], final_path: Path) -> N
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(header + body)
     os.replace(tmp, path)
+
+
+def write_heldout(work: Path, splits: Any) -> None:
+    """Keep the held-out rows with the run (data.eval, or what data.val_size carved off)."""
+    if splits.eval is not None:
+        write_json(work / "heldout.json", {"kind": splits.kind, "rows": splits.eval.rows,
+                                           "where": splits.eval.where})
+
+
+def read_heldout(run: Path) -> tuple[Any, str] | None:
+    """(Split, kind) of the held-out rows saved with a run, or None (older runs, no eval)."""
+    from .data import Split
+
+    path = run / "heldout.json"
+    if not path.is_file():
+        return None
+    saved = read_json(path)
+    return Split(saved["rows"], saved["where"]), saved["kind"]
+
+
+def portable_paths(recipe_dict: dict[str, Any]) -> dict[str, Any]:
+    """Local data paths made absolute, so the saved recipe means the same files from any
+    folder (builtin: and hub: references are left as they are)."""
+    data = dict(recipe_dict.get("data") or {})
+    for key in ("train", "eval"):
+        ref = data.get(key)
+        if isinstance(ref, str) and ref and not ref.startswith(("builtin:", "hub:")) and Path(ref).exists():
+            data[key] = str(Path(ref).resolve())
+    return {**recipe_dict, "data": data}
 
 
 def read_json(path: Path) -> Any:

@@ -272,12 +272,16 @@ def _train_exclusive(recipe: Recipe, out: Path, echo: Callable[[str], Any]) -> R
     work = rundir.staging_dir(out)
     rundir.write_recipe(work / "recipe.yaml", saved_recipe(recipe), out / "recipe.yaml")
     rundir.write_json(work / resume_run.FINGERPRINT, resume_run.fingerprint(recipe, data[0]))
+    rundir.write_heldout(work, data[0])
     return run_in(recipe, work, echo, data)
 
 
 def saved_recipe(recipe: Recipe) -> dict[str, Any]:
-    # Saved with overwrite=false: re-running a saved recipe must never replace a run silently.
-    return {**recipe.to_dict(), "output_dir": recipe.output_dir, "overwrite": False}
+    # Saved with overwrite=false: re-running a saved recipe must never replace a run silently;
+    # data paths absolute, so it means the same files from any folder.
+    from .rundir import portable_paths
+
+    return portable_paths({**recipe.to_dict(), "output_dir": recipe.output_dir, "overwrite": False})
 
 
 def preflight(recipe: Recipe, echo: Callable[[str], Any]) -> tuple[Splits, Prepared]:

@@ -117,3 +117,36 @@ def test_out_of_range_options_are_one_line(argv, words, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and words in err and err.startswith("adapters-sft: error: "), err
+
+
+def test_a_moved_run_works_without_its_data_files(tmp_path, tiny_model_dir, tiny_data, monkeypatch, capsys):
+    """Relative data paths are saved absolute, and the held-out rows travel with the run: after
+    `mv` to another folder, with the data deleted and from another working folder, eval and
+    merge read everything from the run."""
+    import shutil
+
+    import yaml
+
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(tiny_data["train"], work / "train.jsonl")
+    monkeypatch.chdir(work)
+    body = {"model": str(tiny_model_dir), "strategy": {"name": "lora"},
+            "data": {"train": "train.jsonl", "val_size": 6, "max_length": 64},
+            "training": {"max_steps": 2, "per_device_train_batch_size": 4}, "output_dir": "run"}
+    (work / "r.yaml").write_text(json.dumps(body))
+    assert main(["train", "r.yaml"]) == 0
+    saved = yaml.safe_load((work / "run" / "recipe.yaml").read_text())
+    assert saved["data"]["train"] == str(work / "train.jsonl")
+
+    moved = tmp_path / "elsewhere" / "run"
+    moved.parent.mkdir()
+    shutil.move(work / "run", moved)
+    (work / "train.jsonl").unlink()
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["eval", str(moved)]) == 0
+    report = json.loads((moved / "eval" / "eval" / "eval.json").read_text())
+    assert report["answers"]["total"] == 6 and report["tokens"] > 0
+    assert main(["merge", str(moved), "--out", str(tmp_path / "merged")]) == 0
+    assert "probes: 6 held-out rows" in capsys.readouterr().out

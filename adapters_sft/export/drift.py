@@ -14,6 +14,7 @@ does (a QLoRA adapter merged into the original base: mean 2.5, agreement 71%).
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 # dtype -> (max mean |delta logit|, min greedy agreement)
@@ -47,8 +48,13 @@ class Drift:
         return self.mean_abs <= mean and self.agreement >= agree
 
 
-def probe_rows(recipe: Any, limit: int = 8) -> tuple[list[dict[str, Any]], str]:
+def probe_rows(recipe: Any, limit: int = 8, run: Path | None = None) -> tuple[list[dict[str, Any]], str]:
     """Rows to compare on (the run's held-out rows, else built-in prompts) and where from."""
+    from ..rundir import read_heldout
+
+    saved = read_heldout(run) if run is not None else None
+    if saved is not None and saved[1] != "classification" and saved[0].rows:
+        return saved[0].rows[:limit], f"{len(saved[0].rows[:limit])} held-out rows"
     rows: list[dict[str, Any]] = []
     try:
         from ..data import load_splits

@@ -93,7 +93,7 @@ def merge_run(run_dir: str | Path, out: str | Path, dtype: str = "auto", overwri
     run.strategy.check_mergeable()
     dtype = resolve_dtype(dtype, run.recipe)
     check_out(out, overwrite, run.path)
-    rows, source = drift.probe_rows(run.recipe)
+    rows, source = drift.probe_rows(run.recipe, run=run.path)
     seqs = drift.encode(run.tokenizer, [drift.full_text(r, run.tokenizer) for r in rows])
     echo(f"merging {run.path} ({run.recipe.strategy.name}) -> {out} as {dtype}; probes: {source}")
 
