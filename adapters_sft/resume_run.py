@@ -45,14 +45,15 @@ def fingerprint(recipe: Recipe, splits: Splits) -> dict[str, Any]:
     """What must be equal for a checkpoint to continue the same computation."""
     import torch
 
-    from .rundir import versions
+    from .rundir import portable_paths, versions
 
     return {"name": recipe.name, "versions": versions(), "world_size": world_size(),
             "device": "cuda" if torch.cuda.is_available() else "cpu",
             "data": {"train": _rows_hash(splits.train.rows),
                      "eval": _rows_hash(splits.eval.rows) if splits.eval else None},
             "strategy": recipe.strategy.name,
-            "recipe": {k: v for k, v in recipe.to_dict().items() if k not in _FREE}}
+            # as saved in recipe.yaml (paths absolute), which is what resume reloads
+            "recipe": {k: v for k, v in portable_paths(recipe.to_dict()).items() if k not in _FREE}}
 
 
 def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:

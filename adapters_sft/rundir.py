@@ -187,14 +187,17 @@ def read_heldout(run: Path) -> tuple[Any, str] | None:
 
 
 def portable_paths(recipe_dict: dict[str, Any]) -> dict[str, Any]:
-    """Local data paths made absolute, so the saved recipe means the same files from any
-    folder (builtin: and hub: references are left as they are)."""
+    """Local data and model paths made absolute, so the saved recipe means the same files from
+    any folder (builtin:, hub: references, aliases and hub ids are left as they are)."""
     data = dict(recipe_dict.get("data") or {})
     for key in ("train", "eval"):
         ref = data.get(key)
         if isinstance(ref, str) and ref and not ref.startswith(("builtin:", "hub:")) and Path(ref).exists():
             data[key] = str(Path(ref).resolve())
-    return {**recipe_dict, "data": data}
+    model = recipe_dict.get("model")
+    if isinstance(model, str) and model and Path(model).is_dir():  # a local folder, not an alias or hub id
+        model = str(Path(model).resolve())
+    return {**recipe_dict, "data": data, "model": model}
 
 
 def read_json(path: Path) -> Any:

@@ -33,9 +33,10 @@ def crashed(tiny_recipe, tiny_data, monkeypatch, tmp_path):
         built[0].add_callback(Crash())
         return built
 
-    data = tmp_path / "train.jsonl"  # a copy the tests may edit
+    data = tmp_path / "train.jsonl"  # a copy the tests may edit, named relative to the cwd
     data.write_text(tiny_data["train"].read_text())
-    overrides = ("checkpoint.every_steps=2", "training.max_steps=6", f"data.train={data}")
+    monkeypatch.chdir(tmp_path)
+    overrides = ("checkpoint.every_steps=2", "training.max_steps=6", "data.train=train.jsonl")
     recipe = tiny_recipe("lora", *overrides)
     lines: list[str] = []
     monkeypatch.setattr(trainer_module, "build_trainer", build_and_crash)
