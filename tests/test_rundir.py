@@ -150,3 +150,20 @@ def test_a_moved_run_works_without_its_data_files(tmp_path, tiny_model_dir, tiny
     assert report["answers"]["total"] == 6 and report["tokens"] > 0
     assert main(["merge", str(moved), "--out", str(tmp_path / "merged")]) == 0
     assert "probes: 6 held-out rows" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("where, words", [("missing/answers.jsonl", "does not exist"),
+                                          ("afile/answers.jsonl", "does not exist (or is a file)"),
+                                          (".", "is a folder")])
+def test_generate_output_is_checked_before_the_model_loads(where, words, tmp_path, capsys, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "hi"}\n')
+
+    def no_load(*a, **k):
+        raise AssertionError("the model loaded before --output was checked")
+
+    monkeypatch.setattr("adapters_sft.runs.load_model_or_run", no_load)
+    out = tmp_path / where
+    _refused(["generate", "some-model", "--input", str(prompts), "--output", str(out),
+              *(["--overwrite"] if where == "." else [])], capsys, "--output: ", words)

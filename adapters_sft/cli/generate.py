@@ -50,6 +50,18 @@ def read_prompts(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _check_writable(output: Path) -> None:
+    """Before any model loads: the answers must have somewhere to go."""
+    folder = output.parent
+    if output.is_dir():
+        raise UserError(f"--output: '{output}' is a folder; give a file path such as answers.jsonl")
+    if not folder.is_dir():
+        raise UserError(f"--output: the folder '{folder}' does not exist (or is a file); create it "
+                        "or choose another path")
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"--output: cannot write in '{folder}'; choose a writable folder")
+
+
 def run(args: argparse.Namespace) -> int:
     from .train import quiet_libraries
 
@@ -57,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--output: '{args.output}' already exists; choose another path or add --overwrite")
     if args.input and not args.output:
         raise UserError("--output: needed with --input (where to write the answers)")
+    if args.output:
+        _check_writable(args.output)
     rows = read_prompts(args.input) if args.input else [{"prompt": args.prompt}]
     quiet_libraries()
     from transformers import set_seed
