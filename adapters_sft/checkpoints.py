@@ -6,9 +6,10 @@ numpy, torch, CUDA; one file per rank) and trainer state (step, epoch, logs, sta
 callbacks); its data position is the step, which the Trainer turns back into batches to
 skip. What we change:
 
-  model part   `trained.safetensors`: exactly the parameters that require grad (an adapter, a
-               head, the trained blocks; the whole model only for `full`), never the frozen
-               base, which the run rebuilds from the recipe. A LoRA checkpoint of an 8B model
+  model part   `trained.safetensors`: the parameters that require grad (an adapter, a head,
+               the trained blocks; the whole model only for `full`) plus those the optimizer
+               holds frozen for gradual unfreezing, never the frozen base, which the run
+               rebuilds from the recipe. A LoRA checkpoint of an 8B model
                is the adapter plus its optimizer state, not 16 GB of base weights.
   marker       `checkpoint.json`, written last (temp file, then rename), lists every file with
                its size. A folder without it, or whose files do not match it, was cut off
@@ -93,9 +94,10 @@ def latest(root: Path, before_end: bool = False) -> tuple[Path | None, list[str]
     skipped = []
     for folder in all_checkpoints(root):
         why = problem(folder)
-        if why is None and before_end and marker_data(folder).get("step", 0) >= \
-                marker_data(folder).get("max_steps", float("inf")):
-            why = "written at the end of training; the steps after the one before are recomputed"
+        if why is None and before_end:
+            marker = marker_data(folder)
+            if marker.get("step", 0) >= marker.get("max_steps", float("inf")):
+                why = "written at the end of training; the steps after the one before are recomputed"
         if why is None:
             return folder, skipped
         skipped.append(f"{folder.name}: {why}")
@@ -155,10 +157,10 @@ def save_trained(model: Any, path: Path, optimizer: Any = None) -> None:
     for later (gradual unfreezing), so a checkpoint restores them too."""
     from safetensors.torch import save_file
 
-    held = {id(p) for group in (optimizer.param_groups if optimizer else []) for p in group["params"]}
-    tensors = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters()
-               if p.requires_grad or id(p) in held}
-    save_file(tensors, str(path))
+    from .strategies.base import trainable_tensors
+
+    held = [p for group in (optimizer.param_groups if optimizer else []) for p in group["params"]]
+    save_file(trainable_tensors(model, held), str(path))
 
 
 def load_trained(model: Any, path: Path) -> None:

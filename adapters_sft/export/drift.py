@@ -54,7 +54,8 @@ def probe_rows(recipe: Any, limit: int = 8, run: Path | None = None) -> tuple[li
 
     saved = read_heldout(run) if run is not None else None
     if saved is not None and saved[1] != "classification" and saved[0].rows:
-        return saved[0].rows[:limit], f"{len(saved[0].rows[:limit])} held-out rows"
+        rows = saved[0].rows[:limit]
+        return rows, f"{len(rows)} held-out rows"
     rows: list[dict[str, Any]] = []
     try:
         from ..data import load_splits

@@ -43,7 +43,7 @@ def check_out(out: Path, overwrite: bool, run: Path) -> None:
         return
     if not overwrite:
         raise UserError(f"--out: '{out}' already exists; choose another path or add --overwrite")
-    if any(p.name == "recipe.yaml" for p in out.rglob("recipe.yaml")) or \
+    if next(out.rglob("recipe.yaml"), None) is not None or \
             Path.cwd().resolve().is_relative_to(resolved):
         raise UserError(f"--out: '{out}' holds a run or the current folder, so --overwrite "
                         "will not replace it; choose another path")

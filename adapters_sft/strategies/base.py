@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -128,9 +129,12 @@ def save_trainable(model: Any, out: Path, config: dict[str, Any]) -> None:
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
-def trainable_tensors(model: Any) -> dict[str, Any]:
-    """The parameters that require grad, by name, on the CPU (what a run or checkpoint keeps)."""
-    return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
+def trainable_tensors(model: Any, also: Iterable[Any] = ()) -> dict[str, Any]:
+    """The parameters that require grad, plus `also` (frozen for now), by name, on the CPU:
+    what a run or a checkpoint keeps."""
+    extra = {id(p) for p in also}
+    return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters()
+            if p.requires_grad or id(p) in extra}
 
 
 def load_saved(model: Any, out: Path) -> dict[str, Any]:
