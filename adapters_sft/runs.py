@@ -9,7 +9,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from .errors import UserError, unreadable
 
 
 @dataclasses.dataclass
@@ -20,6 +20,15 @@ class Opened:
     strategy: Any
     artifact: Path
     tokenizer: Any
+
+    def check_base(self) -> None:
+        """Before loading: the base model a run was trained on is still where it was (runs
+        store a local base as an absolute path); else one line saying how to point at it."""
+        base = Path(self.recipe.model)
+        if base.is_absolute() and not base.exists():
+            raise UserError(f"{self.path / 'recipe.yaml'}: model '{base}', the base this run was "
+                            "trained on, no longer exists; put it back, or set `model:` in that "
+                            "file to where it is now")
 
 
 def open_run(run_dir: str | Path, verb: str = "") -> Opened:
@@ -50,7 +59,9 @@ def open_run(run_dir: str | Path, verb: str = "") -> Opened:
     if not artifact.is_dir() or not (run / "tokenizer").is_dir():
         missing = artifact if not artifact.is_dir() else run / "tokenizer"
         raise UserError(f"{missing}: missing; the run did not finish saving, train it again")
-    tokenizer = AutoTokenizer.from_pretrained(run / "tokenizer")
+    with unreadable(f"{run / 'tokenizer'}", "the run's tokenizer is damaged; restore the run "
+                                            "folder from a copy, or train it again"):
+        tokenizer = AutoTokenizer.from_pretrained(run / "tokenizer")
     return Opened(run, recipe, strategy, artifact, tokenizer)
 
 
@@ -60,6 +71,7 @@ def load_run(run_dir: str | Path, verb: str = "") -> tuple[Any, Any, Any]:
     from .trainer import model_load_kwargs
 
     run = open_run(run_dir, verb)
+    run.check_base()
     kwargs = model_load_kwargs(run.recipe, run.strategy)
     if run.recipe.task == "classification":
         from .classify import load_classifier
@@ -68,7 +80,7 @@ def load_run(run_dir: str | Path, verb: str = "") -> tuple[Any, Any, Any]:
                                run.recipe.trust_remote_code)
     else:
         base = load_model(run.recipe.model, kwargs, run.recipe.trust_remote_code)
-    model = run.strategy.load_trained(base, run.artifact)
+    model = run.strategy.restore(base, run.artifact)
     return model.eval(), run.tokenizer, run.recipe
 
 

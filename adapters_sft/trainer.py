@@ -183,12 +183,9 @@ def model_load_kwargs(recipe: Recipe, strategy: Any) -> dict[str, Any]:
     kwargs.update(strategy.load_options())
     dropout = knobs.split(recipe)[0].dropout
     if dropout is not None:
-        from transformers import AutoConfig
+        from .models import load_config
 
-        from .models import resolve_model
-
-        config = AutoConfig.from_pretrained(resolve_model(recipe.model),
-                                            trust_remote_code=recipe.trust_remote_code)
+        config = load_config(recipe.model, recipe.trust_remote_code)
         kwargs.update(knobs.dropout_overrides(config, dropout))
     return kwargs
 
@@ -286,6 +283,9 @@ def saved_recipe(recipe: Recipe) -> dict[str, Any]:
 
 def preflight(recipe: Recipe, echo: Callable[[str], Any]) -> tuple[Splits, Prepared]:
     """Cheap checks first: strategy, data and training keys fail before any model loads."""
+    from .models import load_config
+
+    load_config(recipe.model, recipe.trust_remote_code)  # a bad alias, path or config.json
     splits = load_data(recipe)
     args = training_args(recipe, Path(recipe.output_dir) / "checkpoints", splits.eval is not None)
     build_strategy(recipe).preflight()

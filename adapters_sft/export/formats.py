@@ -60,9 +60,7 @@ def export_peft(run_dir: str | Path, out: Path, overwrite: bool,
 
 def export_gguf(run_dir: str | Path, out: Path, outtype: str, overwrite: bool,
                 echo: Callable[[str], Any]) -> dict[str, Any]:
-    from transformers import AutoConfig
-
-    from ..models import resolve_model
+    from ..models import load_config
     from ..rundir import commit, staging_dir, write_json
     from .gguf_file import OUTTYPES, check_exportable, write_gguf
     from .ollama import modelfile
@@ -72,8 +70,9 @@ def export_gguf(run_dir: str | Path, out: Path, outtype: str, overwrite: bool,
     run = open_run(run_dir, "export")
     check_out(out, overwrite, run.path)
     run.strategy.check_mergeable()
+    run.check_base()
     # Refuse what the writer cannot express before spending a merge on it.
-    check_exportable(AutoConfig.from_pretrained(resolve_model(run.recipe.model)), run.tokenizer)
+    check_exportable(load_config(run.recipe.model, run.recipe.trust_remote_code), run.tokenizer)
     tmp = staging_dir(out)
     try:
         merged = merge_run(run.path, tmp / "merged", "float32", echo=echo, keep_model=True)

@@ -57,11 +57,9 @@ def resolve_dtype(dtype: str, recipe: Any) -> str:
         return dtype
     if recipe.dtype in DTYPES[1:]:
         return recipe.dtype
-    from transformers import AutoConfig
+    from ..models import load_config
 
-    from ..models import resolve_model
-
-    saved = getattr(AutoConfig.from_pretrained(resolve_model(recipe.model)), "dtype", None)
+    saved = getattr(load_config(recipe.model, recipe.trust_remote_code), "dtype", None)
     name = str(saved).replace("torch.", "") if saved is not None else "float32"
     return name if name in DTYPES[1:] else "float32"
 
@@ -91,6 +89,7 @@ def merge_run(run_dir: str | Path, out: str | Path, dtype: str = "auto", overwri
 
     run, out = open_run(run_dir, "merge"), Path(out)
     run.strategy.check_mergeable()
+    run.check_base()
     dtype = resolve_dtype(dtype, run.recipe)
     check_out(out, overwrite, run.path)
     rows, source = drift.probe_rows(run.recipe, run=run.path)
@@ -101,7 +100,7 @@ def merge_run(run_dir: str | Path, out: str | Path, dtype: str = "auto", overwri
     if "quantization_config" in run.strategy.load_options():
         for label, kwargs in (("training-time quantized model", model_load_kwargs(run.recipe, run.strategy)),
                               ("adapter on the original full-precision base", {"dtype": torch.float32})):
-            model = run.strategy.load_trained(load_model(run.recipe.model, kwargs), run.artifact)
+            model = run.strategy.restore(load_model(run.recipe.model, kwargs), run.artifact)
             before[label] = drift.logits(model.eval(), seqs)
             del model
     model = run.strategy.load_for_merge(run.recipe, run.artifact).eval()

@@ -12,6 +12,7 @@ shared trainer calls in order:
     later_params()           parameters frozen now that training will unfreeze (gradual)
     save(model, dir)         write only what was trained into `dir`
     load_trained(base, dir)  put what `save` wrote back onto a freshly loaded base model
+                             (callers use restore(), which says a damaged file in one line)
     check_mergeable()        raise a UserError saying why, if what trained cannot be folded
     load_for_merge(recipe, dir)  the trained model in full precision, ready to fold
     merge(model)             fold what trained into plain weights (LoRA: merge_and_unload)
@@ -91,6 +92,12 @@ class Strategy:
     def load_trained(self, base: Any, out: Path) -> Any:
         raise NotImplementedError
 
+    def restore(self, base: Any, out: Path) -> Any:
+        """`load_trained`, with a damaged or truncated file said in one line naming it;
+        what callers use, so no strategy has to repeat the translation."""
+        with damaged_run_file(out):
+            return self.load_trained(base, out)
+
     def check_mergeable(self) -> None:
         """Raise a UserError saying why and what to do instead, if `merge` cannot work."""
 
@@ -102,7 +109,7 @@ class Strategy:
         from ..models import load_model
 
         base = load_model(recipe.model, {"dtype": torch.float32}, recipe.trust_remote_code)
-        return self.load_trained(base, out)
+        return self.restore(base, out)
 
     def merge(self, model: Any) -> Any:
         """Fold what trained into plain weights; strategies that train weights in place have
@@ -135,6 +142,14 @@ def trainable_tensors(model: Any, also: Iterable[Any] = ()) -> dict[str, Any]:
     extra = {id(p) for p in also}
     return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters()
             if p.requires_grad or id(p) in extra}
+
+
+def damaged_run_file(out: Path) -> Any:
+    """Context: a truncated or corrupt file under `out` (a run's saved part) in one line."""
+    from ..errors import unreadable
+
+    return unreadable(f"{out}", "the run's saved weights are damaged; restore the run folder "
+                                "from a copy, or train it again")
 
 
 def load_saved(model: Any, out: Path) -> dict[str, Any]:

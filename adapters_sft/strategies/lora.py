@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..layers import is_classifier
 from ..typed import option
 from .base import Options, Prepared, Strategy
@@ -139,11 +139,11 @@ def load_adapter(base: Any, out: Path) -> Any:
         return PeftModel.from_pretrained(base, out)
     except RuntimeError as exc:  # torch: size mismatch while loading the state dict
         shape = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln), "")
-        raise UserError(f"{weights}: does not fit the base model ({shape or _first(exc)}); "
+        raise UserError(f"{weights}: does not fit the base model ({shape or first_line(exc)}); "
                         "was the run trained on another model, or has the base changed?") from None
     except Exception as exc:  # safetensors: a truncated or corrupt file
         if "safetensor" in type(exc).__module__.lower() or "header" in str(exc).lower():
-            raise UserError(f"{weights}: unreadable ({_first(exc)}); the file is damaged, "
+            raise UserError(f"{weights}: unreadable ({first_line(exc)}); the file is damaged, "
                             "train the run again or restore it") from None
         raise
 
@@ -155,8 +155,3 @@ def load_adapter_files(out: Path) -> Path:
         missing = "adapter_config.json" if not (out / "adapter_config.json").is_file() else weights.name
         raise UserError(f"{out}: no {missing}; the run did not finish saving, train it again")
     return weights
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__

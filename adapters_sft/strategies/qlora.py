@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..typed import option
-from .base import Prepared
+from .base import Prepared, damaged_run_file
 from .lora import LoraOptions, LoraStrategy
 
 
@@ -109,7 +109,8 @@ class QLoraStrategy(LoraStrategy):
 
         base = load_model(recipe.model, self.load_options(), recipe.trust_remote_code)
         base = base.dequantize().to(device="cpu", dtype=torch.float32)
-        return super().load_trained(base, out)
+        with damaged_run_file(out):
+            return super().load_trained(base, out)  # LoRA's: the dequantized base needs no repack guard
 
 
 def disable_cpu_inference_repack(model: Any) -> None:

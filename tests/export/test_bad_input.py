@@ -105,3 +105,29 @@ def test_out_over_an_interrupted_training_run_is_refused(lora_run, tmp_path, cap
     _fails(["merge", str(lora_run), "--out", str(tmp_path / "stopped")], capsys,
            "is the output_dir of an interrupted training run")
     assert checkpoints.problem(ckpt) is None
+
+
+@pytest.mark.parametrize("verb", [["merge", "--out", "o"], ["export", "--format", "gguf", "--out", "o"],
+                                  ["generate", "--prompt", "hi"], ["eval"]])
+def test_a_run_whose_base_moved(verb, bpe_models, train_run, tmp_path, capsys, monkeypatch):
+    base = tmp_path / "base"
+    shutil.copytree(bpe_models["llama"], base)
+    run = train_run(base, "lora")
+    base.rename(tmp_path / "moved")
+    monkeypatch.chdir(tmp_path)
+    _fails([verb[0], str(run), *verb[1:]], capsys, f"{run / 'recipe.yaml'}: model '{base}'",
+           "no longer exists", "set `model:` in that file")
+    assert not (tmp_path / "o").exists()
+    # the adapter alone needs no base: PEFT export still works
+    assert main(["export", str(run), "--format", "peft", "--out", str(tmp_path / "p")]) == 0
+
+
+@pytest.mark.parametrize("damaged", ["weights", "tokenizer"])
+def test_a_damaged_run_file(damaged, bpe_models, train_run, tmp_path, capsys):
+    run = train_run(bpe_models["llama"], "full")
+    target = next((run / "weights").glob("*.safetensors")) if damaged == "weights" else run / "tokenizer" / "tokenizer.json"
+    target.write_bytes(target.read_bytes()[:64])
+    folder = run / "weights" if damaged == "weights" else run / "tokenizer"
+    for argv in (["merge", str(run), "--out", str(tmp_path / "o")], ["generate", str(run), "--prompt", "hi"]):
+        _fails(argv, capsys, f"{folder}:", "damaged", "restore the run folder from a copy")
+    assert not (tmp_path / "o").exists()
