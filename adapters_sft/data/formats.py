@@ -25,6 +25,15 @@ class RowProblem(ValueError):
     """One row does not fit its format; the message names the field."""
 
 
+class MixedFormats(RowProblem):
+    """A row of another format after rows of one; the reader says where each is."""
+
+    def __init__(self, seen: str, fmt: str) -> None:
+        super().__init__(f"mixed formats: this row is {seen} but earlier rows are {fmt}; "
+                         "keep one format per file (or set data.format)")
+        self.seen = seen
+
+
 def detect(row: Any) -> str | None:
     if not isinstance(row, dict):
         return None
@@ -60,8 +69,7 @@ def normalise(row: Any, fmt: str, forced: bool = False) -> dict[str, Any]:
             raise RowProblem(f"this row is {seen}, not {fmt} as data.format says; fix data.format "
                              "or set it to auto") from None
         if seen and seen != fmt:  # a row of another format in the middle of this one
-            raise RowProblem(f"mixed formats: this row is {seen} but earlier rows are {fmt}; "
-                             "keep one format per file (or set data.format)") from None
+            raise MixedFormats(seen, fmt) from None
         raise exc
 
 

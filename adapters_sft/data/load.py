@@ -40,11 +40,12 @@ def read_split(ref: str, key: str, fmt: str = "auto", columns: dict[str, str] | 
     problems: list[str] = []
     label_type: tuple[type, str] | None = None
     forced = fmt != "auto"
+    first = ""
     for row in sources.read(ref, key):
         if row.problem is None and columns and isinstance(row.value, dict):
             row.value = {columns.get(k, k): v for k, v in row.value.items()}
         if row.problem is None and fmt == "auto":
-            fmt = formats.detect(row.value) or "auto"
+            fmt, first = formats.detect(row.value) or "auto", row.where
             if fmt == "auto":
                 fields = sorted(row.value) if isinstance(row.value, dict) else type(row.value).__name__
                 problems.append(f"{row.where}: cannot tell the format from fields {fields}; expected "
@@ -61,6 +62,9 @@ def read_split(ref: str, key: str, fmt: str = "auto", columns: dict[str, str] | 
                         f"field 'label' is of type {type(value['label']).__name__} but {label_type[1]} has type "
                         f"{label_type[0].__name__}; use one label type throughout")
                 label_type = label_type or (type(value["label"]), row.where)
+        except formats.MixedFormats as exc:
+            problems.append(f"{row.where}: {_mixed(exc.seen, row.where, fmt, first)}")
+            break  # every later row of that file would say the same
         except formats.RowProblem as exc:
             problems.append(f"{row.where}: {_mapped(str(exc), columns)}")
             if len(problems) >= MAX_REPORTED:
@@ -74,6 +78,26 @@ def read_split(ref: str, key: str, fmt: str = "auto", columns: dict[str, str] | 
     if not rows:
         raise UserError(f"{key}: '{ref}' holds no rows; give a file with one example per line or record")
     return Split(rows, where), fmt
+
+
+def _same_label_type(train: Split, held: Split, key: str) -> None:
+    """Labels 1 and "1" are different classes: a held-out set typed differently from the
+    training set would otherwise be reported as labels never seen in training."""
+    ours, theirs = type(train.rows[0]["label"]), type(held.rows[0]["label"])
+    if ours is not theirs:
+        raise UserError(f"{key}: {held.where[0]}: label {held.rows[0]['label']!r} is {theirs.__name__} "
+                        f"but training labels are {ours.__name__} ({train.where[0]}: "
+                        f"{train.rows[0]['label']!r}); write labels the same way in both files")
+
+
+def _mixed(seen: str, where: str, fmt: str, first: str) -> str:
+    """Say which two places disagree: two files of a folder, or two rows of one file."""
+    this, that = sources.file_of(where), sources.file_of(first)
+    if this != that:
+        return (f"this file is {seen} but {that} (read first) is {fmt}; every file of a folder "
+                "must hold one format: convert one of them or move it out (or set data.format)")
+    return (f"mixed formats: this row is {seen} but {first} is {fmt}; keep one format per file "
+            "(or set data.format)")
 
 
 def _mapped(message: str, columns: dict[str, str] | None) -> str:
@@ -127,6 +151,8 @@ def load_splits(recipe: Recipe) -> Splits:
         if formats.kind_of(eval_fmt) != formats.kind_of(fmt):
             raise UserError(f"{located('data.eval')}: held-out rows are {eval_fmt} but training rows "
                             f"are {fmt}; give both in the same kind of format")
+        if fmt == "classification":
+            _same_label_type(train, held, located("data.eval"))
     elif d.val_size is not None:
         train, held = carve(train, d.val_size, recipe.seed, located("data.val_size"))
     warnings = [f"data.train: {w}" for w in [duplicates(train)] if w]

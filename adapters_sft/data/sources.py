@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import importlib.resources
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,9 +95,31 @@ def iter_jsonl(path: Path, key: str) -> Iterator[tuple[int, Any, str | None]]:
             if not line.strip():
                 continue
             try:
-                yield lineno, json.loads(line), None
+                value = json.loads(line)
             except json.JSONDecodeError as exc:
                 yield lineno, None, f"invalid JSON ({exc.msg} at column {exc.colno})"
+                continue
+            problem = _surrogate(value) if "\\u" in line else None
+            yield lineno, (None if problem else value), problem
+
+
+def file_of(where: str) -> str:
+    """The file part of a Row's `where` ("file:line" or "file: record N")."""
+    head, sep, _ = where.rpartition(": record ")
+    return head if sep else where.rpartition(":")[0] or where
+
+
+def _surrogate(value: Any) -> str | None:
+    """What is wrong with a parsed JSON value holding a lone UTF-16 surrogate ("\\ud800" is
+    valid JSON but not a character: it cannot be written as UTF-8), or None. Only a JSON
+    escape can produce one; text decoded from UTF-8 never holds them."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(exc.object[exc.start])
+        return (f"a string holds a lone surrogate escape (\\u{code:04x}), which is not a "
+                "character; remove it or pair it into a valid character")
+    return None
 
 
 def _jsonl(path: Path, key: str) -> Iterator[Row]:
@@ -122,11 +145,14 @@ def _json(path: Path, key: str) -> Iterator[Row]:
         raise UserError(f"{path}: expected a JSON list of records, got a {type(records).__name__}; "
                         "wrap the records in [...] or write one per line as .jsonl")
     for i, value in enumerate(records, 1):
-        yield Row(f"{path}: record {i}", value)
+        problem = _surrogate(value)
+        yield Row(f"{path}: record {i}", None if problem else value, problem)
 
 
 def _csv(path: Path, key: str) -> Iterator[Row]:
-    reader = csv.DictReader(_text(path).splitlines(keepends=True))
+    # csv's own line handling (newline=""), not str.splitlines(): that also splits at U+2028,
+    # U+0085 and other characters that are ordinary text inside a field.
+    reader = csv.DictReader(io.StringIO(_text(path), newline=""))
     header = reader.fieldnames or []
     if len(set(header)) != len(header) or any(not h for h in header):
         raise UserError(f"{path}:1: the header has empty or repeated column names ({header}); "

@@ -24,7 +24,10 @@ CASES = [
     ("starts_with_assistant.jsonl", ":1", "messages[1]: the conversation starts with an assistant turn"),
     ("label_wrong_type.jsonl", ":2", "field 'label' must be a string or an integer, got list"),
     ("label_mixed_types.jsonl", ":3", "field 'label' is of type str but"),
-    ("mixed_formats.jsonl", ":3", "mixed formats: this row is alpaca but earlier rows are messages"),
+    ("mixed_formats.jsonl", ":3", "mixed_formats.jsonl:1 is messages; keep one format per file"),
+    ("mixed_folder", "/b.csv:2", "this file is alpaca but "),
+    ("lone_surrogate.jsonl", ":2", "lone surrogate escape (\\ud800)"),
+    ("lone_surrogate.json", ": record 2", "lone surrogate escape (\\udfff)"),
     ("unknown_format.jsonl", ":1", "cannot tell the format from fields ['answer', 'question']"),
     ("not_a_list.json", "", "expected a JSON list of records, got a dict"),
     ("invalid.json", ":4", "invalid JSON (Expecting ',' delimiter"),
@@ -80,3 +83,20 @@ def test_several_bad_lines_are_reported_together(tmp_path, tiny_model_dir, capsy
     data.write_text("\n".join([ok, "{", ok, '{"text": 3}', ok, '{"text": ""}', "{"]) + "\n")
     err = _one_line_exit_2(["check", str(_recipe(tmp_path, tiny_model_dir)), f"data.train={data}"], capsys)
     assert all(f"d.jsonl:{n}:" in err for n in (2, 4, 6)) and "(and possibly more)" in err, err
+
+
+def test_mixed_folder_names_both_files(tmp_path, tiny_model_dir, capsys):
+    err = _one_line_exit_2(["check", str(_recipe(tmp_path, tiny_model_dir)),
+                            f"data.train={BAD / 'mixed_folder'}"], capsys)
+    assert f"{BAD / 'mixed_folder' / 'a.jsonl'} (read first) is messages" in err, err
+    assert "every file of a folder must hold one format" in err, err
+
+
+def test_label_types_differ_between_train_and_eval(tmp_path, tiny_model_dir, capsys):
+    train, held = tmp_path / "t.jsonl", tmp_path / "e.jsonl"
+    train.write_text("".join(json.dumps({"text": f"one {i}", "label": i % 2}) + "\n" for i in range(4)))
+    held.write_text("".join(json.dumps({"text": f"two {i}", "label": "ab"[i % 2]}) + "\n" for i in range(2)))
+    err = _one_line_exit_2(["check", str(_recipe(tmp_path, tiny_model_dir)), "task=classification",
+                            f"data.train={train}", f"data.eval={held}"], capsys)
+    assert "e.jsonl:1: label 'a' is str but training labels are int" in err, err
+    assert "write labels the same way in both files" in err, err

@@ -104,3 +104,16 @@ def test_a_forced_format_that_does_not_fit_says_so(tiny_recipe, tiny_data):
     with pytest.raises(UserError, match=r"train.jsonl:1: this row is messages, not alpaca as data.format says"):
         load_splits(tiny_recipe("lora", "data.format=alpaca"))
     assert load_splits(tiny_recipe("lora", "data.format=messages")).format == "messages"
+
+
+def test_csv_fields_keep_unicode_line_separators(tmp_path):
+    """U+2028, U+2029 and U+0085 are text inside a field, not row breaks (str.splitlines()
+    would split them); quoted newlines stay in their field; line numbers stay right."""
+    path = tmp_path / "d.csv"
+    path.write_bytes("prompt,completion\r\none\u2028two,a\u0085b\r\n\"three\nfour\",c\u2029d\r\nfive,e\r\n"
+                     .encode("utf-8"))
+    rows = list(read(str(path), "data.train"))
+    assert [r.value for r in rows] == [{"prompt": "one\u2028two", "completion": "a\u0085b"},
+                                       {"prompt": "three\nfour", "completion": "c\u2029d"},
+                                       {"prompt": "five", "completion": "e"}]
+    assert [r.where.rsplit(":", 1)[1] for r in rows] == ["2", "3", "5"]
