@@ -29,8 +29,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
-from .typed import option
+from .typed import Range, option
 
 TRAINED = "trained.safetensors"
 MARKER = "checkpoint.json"
@@ -41,19 +40,11 @@ _NAME = re.compile(r"^checkpoint-(\d+)$")
 
 @dataclasses.dataclass
 class CheckpointSection:
-    every_steps: int | None = option(None, "save a checkpoint every N optimizer steps")
+    every_steps: int | None = option(None, "save a checkpoint every N optimizer steps", Range(1))
     every_minutes: float | None = option(10.0, "save a checkpoint when N minutes have passed since "
-                                               "the last one (null: only every_steps)")
-    keep: int = option(2, "complete checkpoints kept; older ones are deleted")
-
-    def __post_init__(self) -> None:
-        if self.every_steps is not None and self.every_steps < 1:
-            raise UserError(f"checkpoint.every_steps: must be at least 1 (or null), got {self.every_steps}")
-        if self.every_minutes is not None and self.every_minutes <= 0:
-            raise UserError("checkpoint.every_minutes: must be above 0 (or null), got "
-                            f"{self.every_minutes}")
-        if self.keep < 1:
-            raise UserError(f"checkpoint.keep: must be at least 1, got {self.keep}")
+                                               "the last one (null: only every_steps)",
+                                         Range(0, low_open=True))
+    keep: int = option(2, "complete checkpoints kept; older ones are deleted", Range(1))
 
 
 def step_of(folder: Path) -> int:

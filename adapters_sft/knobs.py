@@ -19,7 +19,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
-from .typed import build, option
+from .typed import Range, build, option
 
 if TYPE_CHECKING:
     from .recipe import Recipe
@@ -28,20 +28,12 @@ if TYPE_CHECKING:
 @dataclasses.dataclass
 class Knobs:
     dropout: float | None = option(None, "model dropout (hidden, attention, classifier), 0 to 1; "
-                                         "unset keeps the checkpoint's")
+                                         "unset keeps the checkpoint's", Range(0, 1, high_open=True))
     layer_lr_decay: float | None = option(None, "block i trains at lr * decay ** (depth from the "
-                                                "top); the head keeps the full lr")
+                                                "top); the head keeps the full lr",
+                                          Range(0, 1, low_open=True))
     early_stopping_patience: int | None = option(None, "stop after N evaluations without "
-                                                       "improvement of metric_for_best_model")
-
-    def __post_init__(self) -> None:
-        if self.dropout is not None and not 0 <= self.dropout < 1:
-            raise UserError(f"training.dropout: must be in [0, 1), got {self.dropout}")
-        if self.layer_lr_decay is not None and not 0 < self.layer_lr_decay <= 1:
-            raise UserError(f"training.layer_lr_decay: must be in (0, 1], got {self.layer_lr_decay}")
-        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
-            raise UserError("training.early_stopping_patience: must be at least 1, got "
-                            f"{self.early_stopping_patience}")
+                                                       "improvement of metric_for_best_model", Range(1))
 
 
 KEYS = tuple(f.name for f in dataclasses.fields(Knobs))

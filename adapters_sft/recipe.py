@@ -17,7 +17,7 @@ import yaml
 
 from .errors import UserError, did_you_mean
 from .checkpoints import CheckpointSection
-from .typed import build, check_type, option
+from .typed import Range, build, check_type, option
 from .data.formats import FORMATS as DATA_FORMATS
 from .data.templates import NAMED as TEMPLATES
 
@@ -49,12 +49,13 @@ class DataSection:
                             "builtin:NAME (bundled) or hub:ID[:CONFIG][@SPLIT]")
     eval: str | None = option(None, "held-out data, same forms as train")
     val_size: float | None = option(None, "carve a seeded held-out split from train when eval is "
-                                          "not given: a fraction (0.1) or a row count (50)")
+                                          "not given: a fraction (0.1) or a row count (50)",
+                                    Range(0, low_open=True))
     format: str = option("auto", "auto, " + ", ".join(DATA_FORMATS))
     columns: dict = option({}, "rename your columns to the expected ones, e.g. {question: prompt}")
     template: str = option("auto", "chat template: auto (the model's own), none (plain text), or "
                                    "by name: " + ", ".join(TEMPLATES))
-    max_length: int | None = option(512, "truncate tokenized rows to this many tokens")
+    max_length: int | None = option(512, "truncate tokenized rows to this many tokens", Range(1))
     train_on_prompt: bool = option(False, "also put loss on prompt / user tokens")
 
     def __post_init__(self) -> None:
@@ -69,9 +70,6 @@ class DataSection:
         if self.val_size is not None and self.eval:
             raise UserError("data.val_size: set only when data.eval is empty (it carves held-out "
                             "rows from data.train); remove one of them")
-        if self.max_length is not None and self.max_length < 1:
-            raise UserError(f"data.max_length: must be at least 1 (or null for no limit), got "
-                            f"{self.max_length}")
         for theirs, ours in self.columns.items():
             if not isinstance(theirs, str) or not isinstance(ours, str):
                 raise UserError(f"data.columns: map column names to names, got {theirs!r}: {ours!r}")
@@ -87,18 +85,14 @@ class EvalSection:
                                  "greedy answer equals the reference); accuracy (classification: "
                                  "accuracy, macro and per-class precision/recall/F1, confusion matrix)")
     before_training: bool = option(False, "also score the untrained model, for a before/after")
-    max_new_tokens: int = option(32, "generation budget per held-out prompt")
-    batch_size: int = option(16, "prompts generated at once")
-    limit: int | None = option(None, "score only the first N held-out rows")
+    max_new_tokens: int = option(32, "generation budget per held-out prompt", Range(1))
+    batch_size: int = option(16, "prompts generated at once", Range(1))
+    limit: int | None = option(None, "score only the first N held-out rows", Range(1))
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
             raise UserError(f"eval.metric: must be one of {', '.join(METRICS)}, got '{self.metric}'"
                             f"{did_you_mean(self.metric, METRICS)}")
-        for key in ("max_new_tokens", "batch_size", "limit"):
-            value = getattr(self, key)
-            if value is not None and value < 1:
-                raise UserError(f"eval.{key}: must be at least 1, got {value}")
 
 
 @dataclasses.dataclass
@@ -119,7 +113,8 @@ class Recipe:
     overwrite: bool = option(False, "replace an existing run directory")
     dtype: str = option("auto", "weight dtype: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
     trust_remote_code: bool = option(False, "run model code shipped with a hub checkpoint")
-    seed: int = option(42, "seed for weights init, data order and dropout")
+    seed: int = option(42, "seed for weights init, data order and dropout",
+                       Range(0, 2 ** 32 - 1))  # numpy's seed range, which set_seed uses
     name: str = dataclasses.field(default="", metadata={"help": "recipe name"}, init=False)
     source: str = dataclasses.field(default="", metadata={"help": "recipe file"}, init=False)
     where: Callable[[str], str] = dataclasses.field(default=lambda key: "", repr=False,
@@ -279,12 +274,13 @@ def _validate(raw: dict[str, Any], name: str, path: Path, where: Callable[[str],
     if recipe.task not in TASKS:
         raise UserError(f"{where('task')}task: must be sft or classification, got '{recipe.task}'"
                         f"{did_you_mean(recipe.task, TASKS)}")
-    if not 0 <= recipe.seed < 2 ** 32:  # numpy's seed range, which set_seed uses
-        raise UserError(f"{where('seed')}seed: must be between 0 and 4294967295, got {recipe.seed}")
     if recipe.dtype not in ("auto", "float32", "bfloat16", "float16"):
         raise UserError(f"{where('dtype')}dtype: must be auto, float32, bfloat16 or float16, "
                         f"got '{recipe.dtype}'")
     recipe.name, recipe.source = name, str(path)
     recipe.where = where  # later checks (training keys against SFTConfig) name file:line too
+    from . import knobs
+
+    knobs.split(recipe)  # our own training: keys (dropout, ...) checked now; TRL's at training_args
     recipe.output_dir = recipe.output_dir or str(Path("runs") / name)
     return recipe

@@ -18,41 +18,16 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import Interrupted, UserError, did_you_mean
+from .errors import Interrupted, UserError
 from .recipe import Recipe
-from .typed import check_type
 
 if TYPE_CHECKING:
     from .data import Splits
     from .data.tokenize import Prepared
     from .strategies.base import Strategy
-
-# Keys the run owns; setting them under training: would split the truth in two.
-_OWNED = {"output_dir": "output_dir", "seed": "seed", "max_length": "data.max_length",
-          "save_total_limit": "checkpoint.keep",
-          "assistant_only_loss": "data.train_on_prompt", "completion_only_loss": "data.train_on_prompt"}
-
-
-# Lowest allowed value of numeric Trainer keys (True: the bound itself is allowed). The
-# Trainer checks few of them, and late: after the model loaded, or never (max_steps=0 trains).
-_LOWEST = {"learning_rate": (0, True), "num_train_epochs": (0, False), "logging_steps": (0, False),
-           "save_steps": (0, False), "eval_steps": (0, False), "per_device_train_batch_size": (1, True),
-           "per_device_eval_batch_size": (1, True), "gradient_accumulation_steps": (1, True),
-           "warmup_steps": (0, True), "weight_decay": (0, True), "max_grad_norm": (0, True),
-           "dataloader_num_workers": (0, True), "label_smoothing_factor": (0, True)}
-
-# Values that would make checkpoints unable to resume exactly.
-_REFUSED = {
-    "save_only_model": (True, "checkpoints would lack the optimizer, scheduler and RNG states, and "
-                              "a resumed run would silently restart them; remove it"),
-    "save_strategy": ("best", "saves only on a new best evaluation, which would override the "
-                              "checkpoint: schedule; use steps or epoch (with load_best_model_at_end)"),
-}
-
 
 def _cuda() -> bool:
     import torch
@@ -66,7 +41,7 @@ def training_args(recipe: Recipe, output_dir: Path, has_eval: bool = False) -> A
     Our own keys (knobs.py) are taken out first and fill in the defaults they imply.
     The loss masks (assistant-only, completion-only) are applied when data/tokenize.py runs
     TRL's preparation before the model loads, so the trainer gets labels and both are off."""
-    from . import knobs
+    from . import knobs, training_keys
 
     sft = recipe.task == "sft"
     if sft:
@@ -74,21 +49,7 @@ def training_args(recipe: Recipe, output_dir: Path, has_eval: bool = False) -> A
     else:
         from transformers import TrainingArguments as config_cls
     ours, training = knobs.split(recipe)
-    fields = {f.name: f for f in dataclasses.fields(config_cls) if f.init}
-    hints = typing.get_type_hints(config_cls)
-    for key, value in training.items():
-        at = recipe.where(f"training.{key}")
-        if key in _REFUSED and value == _REFUSED[key][0]:
-            raise UserError(f"{at}training.{key}: {_REFUSED[key][1]}")
-        if key in _OWNED:
-            raise UserError(f"{at}training.{key}: set by the recipe's '{_OWNED[key]}' key instead; "
-                            f"remove it from training")
-        if key not in fields:
-            raise UserError(f"{at}training.{key}: not an option of {config_cls.__name__} or ours"
-                            f"{did_you_mean(key, [*fields, *knobs.KEYS])}")
-        if hints.get(key) in (int, float, bool, str, int | None, float | None, str | None):
-            check_type(value, hints[key], f"training.{key}", recipe.where)
-        _check_range(key, value, at)
+    training_keys.check(training, config_cls, knobs.KEYS, recipe.where)
     import torch
 
     cuda = _cuda()
@@ -113,19 +74,6 @@ def training_args(recipe: Recipe, output_dir: Path, has_eval: bool = False) -> A
         keys = ", ".join(f"training.{k}" for k in recipe.training) or "its defaults"
         raise UserError(f"{recipe.where('training')}training: {config_cls.__name__} refused the "
                         f"settings ({keys}): {reason}") from None
-
-
-def _check_range(key: str, value: Any, at: str) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return
-    if key == "max_steps" and not (value == -1 or value >= 1):
-        raise UserError(f"{at}training.max_steps: must be at least 1, or -1 to train "
-                        f"num_train_epochs epochs; got {value}")
-    if key in _LOWEST:
-        low, inclusive = _LOWEST[key]
-        if value < low or (value == low and not inclusive):
-            raise UserError(f"{at}training.{key}: must be {'at least' if inclusive else 'above'} "
-                            f"{low}, got {value}")
 
 
 def load_data(recipe: Recipe) -> Splits:

@@ -1,12 +1,15 @@
 """Build typed dataclasses from plain dicts, with errors that name the dotted key.
 
 Recipe sections and strategy options are dataclasses whose fields carry a `help` string in
-their metadata. `build(cls, values, prefix)` checks unknown keys (with a did-you-mean) and
-value types, so `strategy.r: "eight"` fails as `strategy.r: expected int, got 'eight'`.
+their metadata, and numbers their `Range`. `build(cls, values, prefix)` checks unknown keys
+(with a did-you-mean), value types and ranges, so `strategy.r: "eight"` fails as
+`strategy.r: expected int, got 'eight'` and `strategy.r: 0` as `strategy.r: must be at least
+1, got 0`. tests/test_ranges.py walks every option so a new number cannot skip its range.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union
@@ -16,12 +19,53 @@ from .errors import UserError, did_you_mean
 T = TypeVar("T")
 
 
-def option(default: Any, help: str, **kw: Any) -> Any:
-    """A dataclass field with a help string (shown by `adapters-sft show`)."""
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The values a number may take: from `low` to `high`, either end open or absent.
+    Non-finite values (nan, inf) are never in range."""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def problem(self, value: float) -> str | None:
+        """'must be ..., got X' for a value outside, else None."""
+        if not math.isfinite(value):
+            return f"must be a finite number, got {value}"
+        below = self.low is not None and (value < self.low or (self.low_open and value == self.low))
+        above = self.high is not None and (value > self.high or (self.high_open and value == self.high))
+        return f"must be {self}, got {value}" if below or above else None
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'above' if self.low_open else 'at least'} {_number(self.low)}"
+        if self.low is None:
+            return f"{'below' if self.high_open else 'at most'} {_number(self.high)}"
+        return (f"in {'(' if self.low_open else '['}{_number(self.low)}, "
+                f"{_number(self.high)}{')' if self.high_open else ']'}")
+
+
+def _number(value: float | None) -> str:
+    return str(int(value)) if value is not None and float(value).is_integer() else str(value)
+
+
+def check_range(value: Any, allowed: Range | None, key: str,
+                where: typing.Callable[[str], str] = lambda key: "") -> None:
+    """UserError naming `key` when a number is outside `allowed` (or, lacking one, not finite)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    problem = (allowed or Range()).problem(value)
+    if problem:
+        raise UserError(f"{where(key)}{key}: {problem}")
+
+
+def option(default: Any, help: str, range: Range | None = None, **kw: Any) -> Any:  # noqa: A002
+    """A dataclass field with a help string (shown by `adapters-sft show`) and, for a
+    number, the range `build` enforces."""
+    meta = {"help": help, **({"range": range} if range else {})}
     if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda d=default: type(d)(d),
-                                 metadata={"help": help}, **kw)
-    return dataclasses.field(default=default, metadata={"help": help}, **kw)
+        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta, **kw)
+    return dataclasses.field(default=default, metadata=meta, **kw)
 
 
 def build(cls: type[T], values: dict[str, Any], prefix: str,
@@ -30,7 +74,8 @@ def build(cls: type[T], values: dict[str, Any], prefix: str,
     if not isinstance(values, dict):
         raise UserError(f"{where(prefix)}{prefix}: expected a mapping of keys, got {values!r}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    names = list(fields)
     kwargs = {}
     for key, value in values.items():
         dotted = f"{prefix}.{key}" if prefix else str(key)
@@ -38,6 +83,7 @@ def build(cls: type[T], values: dict[str, Any], prefix: str,
             raise UserError(f"{where(dotted)}unknown key '{dotted}'{did_you_mean(str(key), names)}; "
                             f"valid keys under '{prefix or 'top level'}': {', '.join(names)}")
         kwargs[key] = check_type(value, hints[key], dotted, where)
+        check_range(kwargs[key], fields[key].metadata.get("range"), dotted, where)
     try:
         return cls(**kwargs)
     except UserError as exc:  # __post_init__ checks name their key; add the file:line
@@ -111,5 +157,6 @@ def describe_fields(cls: type) -> list[tuple[str, str, Any, str]]:
             continue
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)")
-        rows.append((f.name, _describe(hints[f.name]), default, f.metadata.get("help", "")))
+        kind = _describe(hints[f.name]) + (f", {f.metadata['range']}" if "range" in f.metadata else "")
+        rows.append((f.name, kind, default, f.metadata.get("help", "")))
     return rows

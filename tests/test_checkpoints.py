@@ -175,11 +175,12 @@ def test_rotate_keeps_the_newest_complete_and_the_best(tmp_path):
 
 def test_section_errors():
     from adapters_sft.errors import UserError
+    from adapters_sft.typed import build
 
     for key, value, words in (("every_steps", 0, "at least 1"), ("every_minutes", -1, "above 0"),
                               ("keep", 0, "at least 1")):
         with pytest.raises(UserError, match=f"checkpoint.{key}: must be {words}"):
-            checkpoints.CheckpointSection(**{key: value})
+            build(checkpoints.CheckpointSection, {key: value}, "checkpoint")
 
 
 @pytest.fixture

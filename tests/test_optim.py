@@ -77,9 +77,6 @@ def test_loraplus_matches_pefts_own_grouping(tiny_recipe, tmp_path):
 
 def test_bad_decay_is_named():
     from adapters_sft.recipe import load_recipe
-    from adapters_sft.trainer import training_args
-    from pathlib import Path
 
-    recipe = load_recipe("smollm2-135m/full", ["training.layer_lr_decay=1.5"])
     with pytest.raises(UserError, match=r"^command line: training\.layer_lr_decay: must be in \(0, 1\]"):
-        training_args(recipe, Path("x"))
+        load_recipe("smollm2-135m/full", ["training.layer_lr_decay=1.5"])  # before any training_args

@@ -93,7 +93,7 @@ def test_output_dir_inside_a_run_is_refused_and_nothing_is_created(recipe_file, 
     ("training.max_steps=0", "training.max_steps: must be at least 1, or -1"),
     ("training.num_train_epochs=0", "training.num_train_epochs: must be above 0"),
     ("training.warmup_steps=-2", "must be at least 0"),
-    ("seed=-1", "seed: must be between 0 and"),
+    ("seed=-1", "seed: must be in [0, 4294967295], got -1"),
     ("data.max_length=-5", "data.max_length: must be at least 1"),
     ("checkpoint.keep=0", "checkpoint.keep: must be at least 1"),
 ])
@@ -107,7 +107,7 @@ def test_out_of_range_numbers_are_one_line(override, words, recipe_file, tmp_pat
     (["generate", "x", "--prompt", "hi", "--batch-size", "0"], "--batch-size: must be at least 1"),
     (["generate", "x", "--prompt", "hi", "--max-new-tokens", "0"], "--max-new-tokens: must be at least 1"),
     (["generate", "x", "--prompt", "hi", "--temperature", "0"], "--temperature: must be above 0"),
-    (["generate", "x", "--prompt", "hi", "--top-p", "1.5"], "--top-p: must be above 0 and at most 1"),
+    (["generate", "x", "--prompt", "hi", "--top-p", "1.5"], "--top-p: must be in (0, 1], got 1.5"),
     (["chat", "x", "--temperature", "-1"], "--temperature: must be above 0"),
     (["chat", "x", "--max-new-tokens", "two"], "--max-new-tokens: expected an integer, got 'two'"),
 ])

@@ -7,19 +7,25 @@ from typing import Callable
 
 
 def number(kind: type, low: float, inclusive: bool = True, high: float | None = None) -> Callable[[str], float]:
-    """An argparse `type`: `kind` (int or float) at least `low` (above it if not inclusive),
-    at most `high`."""
+    """An argparse `type`: `kind` (int or float), finite, at least `low` (above it if not
+    inclusive), at most `high`. The range rides on the parser as `.range`, for `--help`
+    readers and for tests/test_ranges.py, which checks every numeric option has one."""
+    from ..typed import Range
+
+    allowed = Range(low, high, low_open=not inclusive)
+
     def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
                                              f"got '{text}'") from None
-        if value < low or (not inclusive and value == low) or (high is not None and value > high):
-            what = f"{'at least' if inclusive else 'above'} {low}" + (f" and at most {high}" if high else "")
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        problem = allowed.problem(value)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
         return value
     parse.__name__ = kind.__name__  # argparse names the type in its messages
+    parse.range = allowed  # type: ignore[attr-defined]
     return parse
 
 

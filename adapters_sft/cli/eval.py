@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import UserError
+from .args import number
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,12 +18,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", type=Path, help="a finished run directory")
     p.add_argument("--data", help="held-out rows to score instead of the run's own (same forms "
                                   "as data.train: a file, folder or builtin:NAME)")
-    p.add_argument("--limit", type=int, help="score only the first N rows")
+    p.add_argument("--limit", type=number(int, 1), help="score only the first N rows")
     p.add_argument("--metric", default="exact_match",
                    help="generative runs: exact_match, or package.module:function called as "
                         "f(answer, reference) -> float")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-new-tokens", type=int, help="generation budget (default: the recipe's)")
+    p.add_argument("--batch-size", type=number(int, 1), default=16)
+    p.add_argument("--max-new-tokens", type=number(int, 1), help="generation budget (default: the recipe's)")
     p.set_defaults(run=run)
 
 
@@ -31,10 +31,6 @@ def run(args: argparse.Namespace) -> int:
     from ..eval_run import evaluate_run, summary
     from .train import quiet_libraries
 
-    for key in ("limit", "batch_size", "max_new_tokens"):
-        value = getattr(args, key)
-        if value is not None and value < 1:
-            raise UserError(f"--{key.replace('_', '-')}: must be at least 1, got {value}")
     quiet_libraries()
     result = evaluate_run(args.run_dir, args.data, args.limit, args.metric, args.batch_size,
                           args.max_new_tokens)

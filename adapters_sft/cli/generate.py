@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="sample instead of greedy decoding (above 0)")
     p.add_argument("--top-p", type=number(float, 0, inclusive=False, high=1))
     p.add_argument("--top-k", type=number(int, 1))
-    p.add_argument("--seed", type=number(int, 0), default=42, help="for sampling")
+    p.add_argument("--seed", type=number(int, 0, high=2 ** 32 - 1), default=42, help="for sampling")
     p.set_defaults(run=run)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..layers import blocks, is_classifier, task_head
-from ..typed import option
+from ..typed import Range, option
 from .base import Options, Prepared, Strategy, freeze_all, load_saved, save_trainable
 
 _ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
@@ -25,14 +25,12 @@ _ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 @dataclasses.dataclass
 class AdapterOptions(Options):
     kind: str = option("pfeiffer", "houlsby (after attention and MLP) or pfeiffer (after MLP only)")
-    reduction_factor: int = option(16, "bottleneck width = hidden size / reduction_factor")
+    reduction_factor: int = option(16, "bottleneck width = hidden size / reduction_factor", Range(1))
     activation: str = option("relu", "non-linearity inside the bottleneck: " + ", ".join(_ACTIVATIONS))
 
     def __post_init__(self) -> None:
         if self.kind not in ("houlsby", "pfeiffer"):
             raise UserError(f"strategy.kind: must be houlsby or pfeiffer, got '{self.kind}'")
-        if self.reduction_factor < 1:
-            raise UserError(f"strategy.reduction_factor: must be >= 1, got {self.reduction_factor}")
         if self.activation not in _ACTIVATIONS:
             raise UserError(f"strategy.activation: must be one of {', '.join(_ACTIVATIONS)}, "
                             f"got '{self.activation}'")

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..layers import anatomy
-from ..typed import option
+from ..typed import Range, option
 from .base import Options, Prepared
 from .head_only import TrainedPartStrategy
 from .unfreeze import Gradual, check_every
@@ -23,15 +23,14 @@ from .unfreeze import Gradual, check_every
 @dataclasses.dataclass
 class FreezeOptions(Options):
     trainable_layers: int | None = option(2, "train the top N transformer blocks plus everything "
-                                             "above them (final norm, pooler, head)")
+                                             "above them (final norm, pooler, head)", Range(0))
     trainable: list[str] = option([], "regexes: parameters whose name matches also train, e.g. "
                                       "['embed_tokens']")
     unfreeze_every: int | str | None = option(None, "gradual unfreezing: start with the head, thaw "
-                                                    "one more block every N steps, or 'epoch'")
+                                                    "one more block every N steps, or 'epoch'",
+                                              Range(1))
 
     def __post_init__(self) -> None:
-        if self.trainable_layers is not None and self.trainable_layers < 0:
-            raise UserError(f"strategy.trainable_layers: must be 0 or more, got {self.trainable_layers}")
         if not self.trainable_layers and not self.trainable and self.trainable_layers is None:
             raise UserError("strategy.trainable_layers: unset and strategy.trainable empty, so "
                             "nothing would train; set one of them")

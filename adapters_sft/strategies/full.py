@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..layers import anatomy
-from ..typed import option
+from ..typed import Range, option
 from .base import Options, Prepared, Strategy
 from .unfreeze import Gradual, check_every
 
@@ -20,7 +20,8 @@ from .unfreeze import Gradual, check_every
 @dataclasses.dataclass
 class FullOptions(Options):
     unfreeze_every: int | str | None = option(None, "gradual unfreezing: start with the head, thaw "
-                                                    "one more block every N steps, or 'epoch'")
+                                                    "one more block every N steps, or 'epoch'",
+                                              Range(1))
 
     def __post_init__(self) -> None:
         check_every(self.unfreeze_every)

@@ -22,15 +22,15 @@ from typing import Any
 
 from ..errors import UserError, first_line
 from ..layers import is_classifier
-from ..typed import option
+from ..typed import Range, option
 from .base import Options, Prepared, Strategy
 
 
 @dataclasses.dataclass
 class LoraOptions(Options):
-    r: int = option(16, "rank of the update matrices")
-    alpha: float = option(32, "scaling numerator: the update is scaled by alpha / r")
-    dropout: float = option(0.05, "dropout on the adapter input, 0 to 1")
+    r: int = option(16, "rank of the update matrices", Range(1))
+    alpha: float = option(32, "scaling numerator: the update is scaled by alpha / r", Range(0, low_open=True))
+    dropout: float = option(0.05, "dropout on the adapter input, 0 to 1", Range(0, 1, high_open=True))
     target_modules: str | list[str] = option(
         "all-linear", "module names to adapt, or 'all-linear' for every linear layer but the head")
     bias: str = option("none", "train biases too: none, all or lora_only")
@@ -39,17 +39,11 @@ class LoraOptions(Options):
     init: str = option("default", "adapter init: default (B = 0), gaussian, orthogonal, pissa, "
                                   "pissa_niter_K (fast SVD), olora")
     loraplus_lr_ratio: float | None = option(None, "LoRA+: lora_B's learning rate over lora_A's "
-                                                   "(e.g. 16); unset for one rate")
+                                                   "(e.g. 16); unset for one rate", Range(0, low_open=True))
     modules_to_save: list[str] = option([], "modules trained in full and saved with the adapter, "
                                             "e.g. [lm_head] or [embed_tokens]")
 
     def __post_init__(self) -> None:
-        if self.r < 1:
-            raise UserError(f"strategy.r: must be a positive integer, got {self.r}")
-        if self.alpha <= 0:
-            raise UserError(f"strategy.alpha: must be positive, got {self.alpha}")
-        if not 0 <= self.dropout < 1:
-            raise UserError(f"strategy.dropout: must be in [0, 1), got {self.dropout}")
         if self.bias not in ("none", "all", "lora_only"):
             raise UserError(f"strategy.bias: must be none, all or lora_only, got '{self.bias}'")
         if isinstance(self.target_modules, list) and not self.target_modules:
@@ -57,8 +51,6 @@ class LoraOptions(Options):
         if self.init not in INITS and not re.fullmatch(r"pissa_niter_\d+", self.init):
             raise UserError(f"strategy.init: must be one of {', '.join(INITS)} or pissa_niter_K, "
                             f"got '{self.init}'")
-        if self.loraplus_lr_ratio is not None and self.loraplus_lr_ratio <= 0:
-            raise UserError(f"strategy.loraplus_lr_ratio: must be positive, got {self.loraplus_lr_ratio}")
 
     @property
     def rewrites_base(self) -> bool:

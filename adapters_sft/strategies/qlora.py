@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import UserError
 from ..typed import option
@@ -23,7 +23,7 @@ from .lora import LoraOptions, LoraStrategy
 
 @dataclasses.dataclass
 class QLoraOptions(LoraOptions):
-    bits: int = option(4, "4 (NF4, double quantization) or 8 (LLM.int8)")
+    bits: Literal[4, 8] = option(4, "4 (NF4, double quantization) or 8 (LLM.int8)")
     quant_type: str = option("nf4", "4-bit data type: nf4 or fp4")
     double_quant: bool = option(True, "quantize the 4-bit scales too (saves ~0.4 bit/param)")
     adapter_dtype: str = option("auto", "LoRA weight dtype: auto (bf16 on CUDA, fp32 on CPU), "
@@ -31,8 +31,6 @@ class QLoraOptions(LoraOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.bits not in (4, 8):
-            raise UserError(f"strategy.bits: must be 4 or 8, got {self.bits}")
         if self.quant_type not in ("nf4", "fp4"):
             raise UserError(f"strategy.quant_type: must be nf4 or fp4, got '{self.quant_type}'")
         if self.rewrites_base:

@@ -77,7 +77,7 @@ def test_quantized_strategy_without_bitsandbytes(good, capsys, tmp_path, monkeyp
 
 def test_bad_option_value_names_the_key(good, capsys, tmp_path):
     _fails(["train", str(good), "strategy.name=qlora", "strategy.bits=3"], capsys, tmp_path,
-           "strategy.bits: must be 4 or 8, got 3")
+           "strategy.bits: expected one of 4, 8, got 3")
 
 
 def test_existing_run_is_never_overwritten_silently(good, capsys, tmp_path):

@@ -7,6 +7,7 @@ import torch
 from adapters_sft.models import load_model
 from adapters_sft.strategies.adapter import AdapterOptions, AdapterStrategy
 from adapters_sft.errors import UserError
+from adapters_sft.typed import build
 
 
 @pytest.mark.parametrize("kind", ["houlsby", "pfeiffer"])
@@ -30,5 +31,5 @@ def test_fresh_adapters_leave_outputs_exactly_unchanged(kind, tiny_model_dir):
 def test_bad_options_name_their_key():
     with pytest.raises(UserError, match=r"^strategy\.kind: must be houlsby or pfeiffer"):
         AdapterOptions(name="adapter", kind="parallel")
-    with pytest.raises(UserError, match=r"^strategy\.reduction_factor"):
-        AdapterOptions(name="adapter", reduction_factor=0)
+    with pytest.raises(UserError, match=r"^strategy\.reduction_factor: must be at least 1, got 0"):
+        build(AdapterOptions, {"name": "adapter", "reduction_factor": 0}, "strategy")

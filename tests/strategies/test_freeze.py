@@ -93,7 +93,7 @@ def test_freeze_refuses_what_the_model_has_not(tiny_recipe, tmp_path, opts, mess
 
 
 @pytest.mark.parametrize("opts, message", [
-    ("strategy.unfreeze_every=0", r"strategy\.unfreeze_every: a number of steps \(1 or more\) or 'epoch'"),
+    ("strategy.unfreeze_every=0", r"strategy\.unfreeze_every: must be at least 1, got 0"),
     ("strategy.unfreeze_every=weekly", r"strategy\.unfreeze_every: a number of steps"),
     ("strategy.trainable=[\"(\"]", r"strategy\.trainable: '\(' is not a regex"),
 ])

@@ -72,7 +72,7 @@ def test_modules_to_save_trains_and_saves_a_whole_module(cls_recipe):
 
 @pytest.mark.parametrize("override, message", [
     ("strategy.init=svd", r"strategy\.init: must be one of default, gaussian, orthogonal, pissa, olora"),
-    ("strategy.loraplus_lr_ratio=0", r"strategy\.loraplus_lr_ratio: must be positive"),
+    ("strategy.loraplus_lr_ratio=0", r"strategy\.loraplus_lr_ratio: must be above 0, got 0"),
 ])
 def test_bad_variant_options_are_named(override, message):
     with pytest.raises(UserError, match=r"^command line: " + message):

@@ -1,0 +1,80 @@
+"""The `training:` keys we pass on to TRL's `SFTConfig` (classification: transformers'
+`TrainingArguments`): which are ours elsewhere, which values are refused, and the range of
+every number. The Trainer checks few numbers, and late: after the model loaded, or never
+(`max_steps: 0` trained one step, `learning_rate: -1` failed in the optimizer). So every
+numeric key is range-checked here, before anything loads: by the table below, or, for a key
+it does not list (a new TRL option included), as a count, size or rate: finite and >= 0.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Callable
+
+from .errors import UserError, did_you_mean
+from .typed import Range, check_range, check_type
+
+# Keys the run owns; setting them under training: would split the truth in two.
+OWNED = {"output_dir": "output_dir", "seed": "seed", "max_length": "data.max_length",
+         "save_total_limit": "checkpoint.keep",
+         "assistant_only_loss": "data.train_on_prompt", "completion_only_loss": "data.train_on_prompt"}
+
+# Values that would make checkpoints unable to resume exactly.
+REFUSED = {
+    "save_only_model": (True, "checkpoints would lack the optimizer, scheduler and RNG states, and "
+                              "a resumed run would silently restart them; remove it"),
+    "save_strategy": ("best", "saves only on a new best evaluation, which would override the "
+                              "checkpoint: schedule; use steps or epoch (with load_best_model_at_end)"),
+}
+
+ABOVE_0 = Range(0, low_open=True)
+AT_LEAST_1 = Range(1)
+FRACTION = Range(0, 1, high_open=True)
+DEFAULT = Range(0)  # a count, size or rate
+RANGES = {
+    "num_train_epochs": ABOVE_0, "logging_steps": ABOVE_0, "save_steps": ABOVE_0,
+    "eval_steps": ABOVE_0, "adam_epsilon": ABOVE_0, "neftune_noise_alpha": ABOVE_0,
+    "per_device_train_batch_size": AT_LEAST_1, "per_device_eval_batch_size": AT_LEAST_1,
+    "gradient_accumulation_steps": AT_LEAST_1, "eval_accumulation_steps": AT_LEAST_1,
+    "torch_empty_cache_steps": AT_LEAST_1, "dataloader_prefetch_factor": AT_LEAST_1,
+    "dataset_num_proc": AT_LEAST_1, "ddp_timeout": AT_LEAST_1, "ddp_bucket_cap_mb": AT_LEAST_1,
+    "adam_beta1": FRACTION, "adam_beta2": FRACTION, "label_smoothing_factor": Range(0, 1),
+    "data_seed": Range(0, 2 ** 32 - 1), "local_rank": Range(-1),
+}
+
+
+def numeric_keys(config_cls: type) -> dict[str, Any]:
+    """Key -> type hint, for every field of `config_cls` that holds a number."""
+    hints = typing.get_type_hints(config_cls)
+    out = {}
+    for f in dataclasses.fields(config_cls):
+        arms = typing.get_args(hints[f.name]) or (hints[f.name],)
+        if f.init and any(a in (int, float) for a in arms):
+            out[f.name] = hints[f.name]
+    return out
+
+
+def check(training: dict[str, Any], config_cls: type, ours: tuple[str, ...],
+          where: Callable[[str], str]) -> None:
+    """Every key known, not owned elsewhere, not refused, of its type and in range."""
+    fields = {f.name for f in dataclasses.fields(config_cls) if f.init}
+    hints = typing.get_type_hints(config_cls)
+    for key, value in training.items():
+        dotted = f"training.{key}"
+        at = where(dotted)
+        if key in REFUSED and value == REFUSED[key][0]:
+            raise UserError(f"{at}{dotted}: {REFUSED[key][1]}")
+        if key in OWNED:
+            raise UserError(f"{at}{dotted}: set by the recipe's '{OWNED[key]}' key instead; "
+                            "remove it from training")
+        if key not in fields:
+            raise UserError(f"{at}{dotted}: not an option of {config_cls.__name__} or ours"
+                            f"{did_you_mean(key, [*fields, *ours])}")
+        if hints.get(key) in (int, float, bool, str, int | None, float | None, str | None):
+            value = check_type(value, hints[key], dotted, where)
+        if key == "max_steps" and value == -1:
+            continue  # -1: train num_train_epochs epochs
+        if key == "max_steps" and isinstance(value, int) and value < 1:
+            raise UserError(f"{at}{dotted}: must be at least 1, or -1 to train num_train_epochs "
+                            f"epochs; got {value}")
+        check_range(value, RANGES.get(key, DEFAULT), dotted, where)
