@@ -28,7 +28,7 @@ def test_show_prints_the_recipe_and_documents_each_option(capsys):
     assert "# Run: adapters-sft train smollm2-135m/qlora" in out
     assert "strategy.bits (one of 4, 8, default 4)" in out and "strategy.r (int, at least 1, default 16)" in out
     assert "data.template (str, default 'auto')" in out and "data.val_size (float or null" in out
-    assert "checkpoint.every_minutes (float or null, default 10.0)" in out
+    assert "checkpoint.every_minutes (float or null, above 0, default 10.0)" in out
 
 
 def test_show_reports_bad_yaml_with_its_line(tmp_path, capsys):
