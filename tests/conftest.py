@@ -175,3 +175,38 @@ def cls_recipe(tmp_path: Path, tiny_bert_dir: Path, topic_data: dict[str, Path])
         return load_recipe(str(path), list(overrides))
 
     return make
+
+
+def _can_create_in(folder: Path) -> bool:
+    import os
+
+    probe = folder / ".write-probe"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+    except OSError:
+        return False
+    probe.unlink()
+    return True
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path):
+    """A folder nothing can be created in. Permission bits do not stop root, so as root the
+    folder is made immutable (chattr +i); where neither works the test is skipped, saying so."""
+    import shutil
+    import subprocess
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    immutable = False
+    if _can_create_in(folder) and shutil.which("chattr"):
+        immutable = subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+    try:
+        if _can_create_in(folder):
+            pytest.skip("cannot make a read-only folder here (running as root, and chattr +i failed)")
+        yield folder
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        folder.chmod(0o755)

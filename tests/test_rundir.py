@@ -167,3 +167,28 @@ def test_generate_output_is_checked_before_the_model_loads(where, words, tmp_pat
     out = tmp_path / where
     _refused(["generate", "some-model", "--input", str(prompts), "--output", str(out),
               *(["--overwrite"] if where == "." else [])], capsys, "--output: ", words)
+
+
+def test_read_only_folders_are_refused_before_any_work(recipe_file, read_only_dir, tmp_path, capsys,
+                                                        monkeypatch):
+    """train, merge, export and generate into a folder that cannot be written: one line,
+    exit 2, before any model loads (for merge: before merging), nothing written."""
+    assert main(["train", str(recipe_file())]) == 0
+    run = tmp_path / "run"
+
+    def no_load(*a, **k):
+        raise AssertionError("a model loaded before the output folder was checked")
+
+    for target in ("adapters_sft.models.load_model", "adapters_sft.runs.load_model_or_run"):
+        monkeypatch.setattr(target, no_load)
+    _refused(["train", str(recipe_file()), f"output_dir={read_only_dir / 'run'}"], capsys,
+             f"output_dir: cannot write to '{read_only_dir}'", "choose a writable folder")
+    for verb in (["merge"], ["export", "--format", "gguf"], ["export", "--format", "peft"]):
+        _refused([verb[0], str(run), *verb[1:], "--out", str(read_only_dir / "out")], capsys,
+                 f"--out: cannot write to '{read_only_dir}'")
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "hi"}\n')
+    _refused(["generate", str(run), "--input", str(prompts), "--output", str(read_only_dir / "a.jsonl")],
+             capsys, f"--output: cannot write in '{read_only_dir}'")
+    assert list(read_only_dir.iterdir()) == []
+    assert (run / "adapter" / "adapter_model.safetensors").is_file()
