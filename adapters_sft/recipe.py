@@ -210,8 +210,12 @@ def read_recipe_file(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
         text = path.read_text(encoding="utf-8")
         raw = read_yaml(text) or {}
         lines = _key_lines(text)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read recipe: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read recipe ({exc.strerror}); check the path and its "
+                        "permissions") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text; save the recipe as UTF-8") from None
     except DuplicateKey as dup:
         raise UserError(f"{path}:{dup.second}: '{dup.key}' is given twice (lines {dup.first} and "
                         f"{dup.second}), and only one can count; keep one of them") from None
@@ -256,6 +260,9 @@ def _validate(raw: dict[str, Any], name: str, path: Path, where: Callable[[str],
 
     raw = dict(raw)
     strategy_raw = raw.pop("strategy", None)
+    if strategy_raw is not None and not isinstance(strategy_raw, dict):
+        raise UserError(f"{where('strategy')}strategy: expected a strategy name or a mapping "
+                        f"such as {{name: lora, r: 8}}, got {strategy_raw!r}")
     if not isinstance(strategy_raw, dict) or "name" not in strategy_raw:
         raise UserError(f"{where('strategy')}strategy.name: missing; e.g. strategy: {{name: lora}}")
     cls = get_strategy(check_type(strategy_raw["name"], str, "strategy.name", where),

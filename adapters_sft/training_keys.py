@@ -78,3 +78,25 @@ def check(training: dict[str, Any], config_cls: type, ours: tuple[str, ...],
             raise UserError(f"{at}{dotted}: must be at least 1, or -1 to train num_train_epochs "
                             f"epochs; got {value}")
         check_range(value, RANGES.get(key, DEFAULT), dotted, where)
+
+
+def check_reporters(training: dict[str, Any], where: Callable[[str], str]) -> None:
+    """`report_to` names integrations that are known and installed: the Trainer would
+    otherwise fail after the model loaded (a missing wandb is a RuntimeError there)."""
+    value = training.get("report_to")
+    if value is None:
+        return
+    from transformers.integrations import get_available_reporting_integrations
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    at = where("training.report_to")
+    for name in [value] if isinstance(value, str) else list(value):
+        if name in ("none", "all"):
+            continue
+        if name not in INTEGRATION_TO_CALLBACK:
+            raise UserError(f"{at}training.report_to: '{name}' is not a reporting integration"
+                            f"{did_you_mean(str(name), INTEGRATION_TO_CALLBACK)}; known: "
+                            f"{', '.join(sorted(INTEGRATION_TO_CALLBACK))}, none")
+        if name not in get_available_reporting_integrations():
+            raise UserError(f"{at}training.report_to: {name} is not installed; pip install {name} "
+                            "or remove it (metrics.jsonl in the run holds every logged value)")

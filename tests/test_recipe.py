@@ -73,7 +73,10 @@ def test_yaml_1_2_booleans_keep_no_and_off_as_strings(tmp_path):
     recipe = load_recipe(str(path), ["training.eval_strategy=no", "training.report_to=off"])
     assert recipe.training == {"save_strategy": "no", "eval_strategy": "no", "report_to": "off"}
     assert recipe.overwrite is True
-    training_args(recipe, tmp_path)  # SFTConfig accepts them
+    with pytest.raises(UserError, match="training.report_to: 'off' is not a reporting integration"):
+        training_args(recipe, tmp_path)  # read as the string 'off', which no Trainer knows
+    recipe.training["report_to"] = "none"
+    training_args(recipe, tmp_path)  # SFTConfig accepts the rest
 
 
 def test_exponent_floats_and_strategy_switch_from_the_command_line():

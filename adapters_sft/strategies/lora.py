@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError, first_line
+from ..errors import UserError, did_you_mean, first_line
 from ..layers import is_classifier
 from ..typed import Range, option
 from .base import Options, Prepared, Strategy
@@ -79,6 +79,7 @@ class LoraStrategy(Strategy):
                           task_type="SEQ_CLS" if model is not None and is_classifier(model) else "CAUSAL_LM")
 
     def prepare(self, model: Any) -> Prepared:
+        check_module_names(model, self.opts)
         return Prepared(model, self.peft_config(model))
 
     def after_trainer(self, trainer: Any) -> None:
@@ -119,6 +120,26 @@ class LoraStrategy(Strategy):
 
         load_adapter_files(artifact)
         shutil.copytree(artifact, out, dirs_exist_ok=True)
+
+
+def check_module_names(model: Any, opts: LoraOptions) -> None:
+    """Every module the options name exists in the model: PEFT raises deep in SFTTrainer for
+    an unmatched target, and silently trains without an unmatched modules_to_save. Names
+    match as PEFT matches them: a list entry is a name suffix, a string a full regex."""
+    names = [name for name, _ in model.named_modules()]
+    leaves = sorted({name.rsplit(".", 1)[-1] for name in names if name})
+    linear = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules()
+                     if type(m).__name__ == "Linear" and name})
+    targets = opts.target_modules
+    if isinstance(targets, str) and targets != "all-linear":
+        if not any(re.fullmatch(targets, name) for name in names):
+            raise UserError(f"strategy.target_modules: the regex '{targets}' matches no module name "
+                            f"of the model; name modules in a list, e.g. [{', '.join(linear[:2])}]")
+    wanted = [("target_modules", t) for t in (targets if isinstance(targets, list) else [])]
+    for key, name in [*wanted, *(("modules_to_save", m) for m in opts.modules_to_save)]:
+        if not any(n == name or n.endswith("." + name) for n in names):
+            raise UserError(f"strategy.{key}: '{name}' matches no module of the model"
+                            f"{did_you_mean(name, leaves)}; its linear layers: {', '.join(linear)}")
 
 
 def load_adapter(base: Any, out: Path) -> Any:

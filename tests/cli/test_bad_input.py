@@ -80,6 +80,32 @@ def test_bad_option_value_names_the_key(good, capsys, tmp_path):
            "strategy.bits: expected one of 4, 8, got 3")
 
 
+@pytest.mark.parametrize("override, words", [
+    ("strategy.target_modules=[q_proj,nope]", "strategy.target_modules: 'nope' matches no module of the model"),
+    ("strategy.target_modules=[qproj]", "(did you mean 'q_proj'?); its linear layers: "),
+    ("strategy.target_modules=.*nope", "the regex '.*nope' matches no module name"),
+    ("strategy.modules_to_save=[lm_haed]", "strategy.modules_to_save: 'lm_haed' matches no module of the "
+                                           "model (did you mean 'lm_head'?)"),
+])
+def test_module_names_that_match_nothing(override, words, good, capsys, tmp_path):
+    _fails(["train", str(good), override], capsys, tmp_path, words)
+
+
+def test_evaluation_without_held_out_data(good, capsys, tmp_path):
+    _fails(["train", str(good), "training.eval_strategy=steps", "training.eval_steps=1"], capsys, tmp_path,
+           "training.eval_strategy: steps needs held-out data; set data.eval=PATH or data.val_size")
+
+
+def test_report_to_an_integration_that_is_not_there(good, capsys, tmp_path):
+    _fails(["train", str(good), "training.report_to=wandbb"], capsys, tmp_path,
+           "training.report_to: 'wandbb' is not a reporting integration (did you mean 'wandb'?)")
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        _fails(["train", str(good), "training.report_to=[wandb]"], capsys, tmp_path,
+               "training.report_to: wandb is not installed; pip install wandb")
+
+
 def test_existing_run_is_never_overwritten_silently(good, capsys, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
