@@ -192,3 +192,13 @@ def test_read_only_folders_are_refused_before_any_work(recipe_file, read_only_di
              capsys, f"--output: cannot write in '{read_only_dir}'")
     assert list(read_only_dir.iterdir()) == []
     assert (run / "adapter" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("name", ["answers.jsonl", "recipe.yaml", "adapter/x.jsonl"])
+def test_generate_output_inside_a_run_is_refused(name, recipe_file, tmp_path, capsys):
+    assert main(["train", str(recipe_file())]) == 0
+    run = tmp_path / "run"
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    _refused(["generate", str(run), "--prompt", "hi", "--output", str(run / name), "--overwrite"], capsys,
+             f"--output: '{run / name}' is inside the run '{run}'")
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before

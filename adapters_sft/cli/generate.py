@@ -60,6 +60,12 @@ def _check_writable(output: Path) -> None:
                         "or choose another path")
     if not os.access(folder, os.W_OK):
         raise UserError(f"--output: cannot write in '{folder}'; choose a writable folder")
+    from ..rundir import enclosing_run
+
+    run = enclosing_run(folder.resolve())
+    if run is not None:  # --overwrite could replace one of the run's own files
+        raise UserError(f"--output: '{output}' is inside the run '{run}'; write answers outside "
+                        "every run, e.g. answers.jsonl")
 
 
 def run(args: argparse.Namespace) -> int:

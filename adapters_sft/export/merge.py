@@ -34,8 +34,9 @@ def check_out(out: Path, overwrite: bool, run: Path) -> None:
     resolved = out.resolve()
     inside = enclosing_run(resolved)
     if inside is not None or run.resolve().is_relative_to(resolved):
-        raise UserError(f"--out: '{out}' is or is inside the run '{inside or run}', and writing there "
-                        "would destroy it; choose a path outside every run, e.g. merged/NAME")
+        how = "is or is inside the run" if inside is not None else "holds the run"
+        raise UserError(f"--out: '{out}' {how} '{inside or run}', and writing there would destroy "
+                        "it; choose a path outside every run, e.g. merged/NAME")
     if checkpoints.latest(partial_dir(out) / "checkpoints")[0] is not None:
         raise UserError(f"--out: '{out}' is the output_dir of an interrupted training run (its "
                         f"checkpoints are in {partial_dir(out)}); choose another path")
