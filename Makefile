@@ -9,9 +9,18 @@ BIN    := $(VENV)/bin
 # On a GPU machine with a CUDA torch already installed: make demo TORCH=torch
 TORCH  ?= torch==2.13.0
 
-.PHONY: install demo test wheel-check clean
+.PHONY: install llamacpp demo test wheel-check clean
 
 install: $(VENV)/.installed
+
+# llama.cpp, the real client of our GGUF files, for the tests. Built from source once per
+# machine (pip caches the wheel); where it cannot build, its tests skip and say why.
+llamacpp: $(VENV)/.llamacpp
+
+$(VENV)/.llamacpp: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e ".[llamacpp]" || \
+		echo "warning: llama-cpp-python did not build; the llama.cpp tests will be skipped"
+	touch $@
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +33,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: install
 	$(BIN)/adapters-sft train smollm2-135m/lora overwrite=true
 
-test: install
+test: install llamacpp
 	$(BIN)/python -m pytest
 
 # The wheel as a user installs it (non-editable, fresh virtualenv): ls, check, train, export.

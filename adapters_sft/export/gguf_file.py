@@ -6,21 +6,19 @@ matter for correctness:
 
   * llama.cpp's Llama graph expects the rows of q_proj and k_proj permuted for its rotary
     layout (Qwen2 is not permuted); transformers' GGUF loader undoes the same permutation.
-  * the tokenizer travels as metadata: tokens by id with their type (normal / control /
-    user-defined / unused padding), merges, special ids, the pre-tokenizer's name (llama.cpp
-    picks its split regex by that name) and the run's chat template.
+  * the tokenizer travels as metadata (gguf_vocab.py): tokens by id with their type, merges,
+    special ids, the pre-tokenizer's name as llama.cpp names it, and the run's chat template.
 
 Norms and other 1-D tensors stay float32, as llama.cpp writes them; q8_0 falls back to f16 for
 a tensor whose rows are not a multiple of its 32-value block.
 """
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from .gguf_vocab import add_tokenizer, pre_tokenizer
 
 # model_type -> (gguf architecture, permute q/k rows)
 ARCHITECTURES = {"llama": ("LLAMA", True), "mistral": ("LLAMA", True), "qwen2": ("QWEN2", False)}
@@ -38,31 +36,7 @@ def check_exportable(config: Any, tokenizer: Any) -> str:
     if rope.get("rope_type", rope.get("type", "default")) not in ("default", None):
         raise UserError(f"--format gguf: rope scaling '{rope.get('rope_type')}' is not written by "
                         "this exporter; export --format safetensors and convert it with llama.cpp")
-    return _pre_tokenizer(tokenizer)
-
-
-def _pre_tokenizer(tokenizer: Any) -> str:
-    """The llama.cpp pre-tokenizer name for a byte-level BPE tokenizer, from tokenizer.json."""
-    from transformers.integrations.gguf.gguf_tokenizer_mapping import GGUF_PRE_TOKENIZER_SPLITS
-
-    spec = json.loads(tokenizer.backend_tokenizer.to_str())
-    model, pre = spec.get("model") or {}, spec.get("pre_tokenizer") or {}
-    if model.get("type") != "BPE" or model.get("byte_fallback"):
-        raise UserError("--format gguf: only byte-level BPE tokenizers (GPT-2, Llama-3, Qwen2, "
-                        f"SmolLM style) are written; this one is {model.get('type')}"
-                        f"{' with byte fallback (SentencePiece style)' if model.get('byte_fallback') else ''}; "
-                        "export --format safetensors and convert it with llama.cpp")
-    steps = pre.get("pretokenizers", [pre]) if pre else []
-    if [s.get("type") for s in steps] == ["ByteLevel"] and steps[0].get("use_regex", True):
-        return "gpt2"
-    if [s.get("type") for s in steps] == ["Split", "ByteLevel"]:
-        regex = steps[0].get("pattern", {}).get("Regex")
-        for name, split in GGUF_PRE_TOKENIZER_SPLITS.items():
-            if split == regex:
-                return name
-    raise UserError("--format gguf: the tokenizer's pre-tokenizer is not one llama.cpp knows by "
-                    "name (GPT-2, Llama-3 or Qwen2 style); export --format safetensors and "
-                    "convert it with llama.cpp")
+    return pre_tokenizer(tokenizer)
 
 
 def write_gguf(model: Any, tokenizer: Any, path: Path, outtype: str, name: str) -> None:
@@ -96,7 +70,7 @@ def write_gguf(model: Any, tokenizer: Any, path: Path, outtype: str, name: str) 
                           "bf16": gguf.LlamaFileType.MOSTLY_BF16,
                           "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[outtype])
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    _add_tokenizer(writer, tokenizer, config.vocab_size, pre)
+    add_tokenizer(writer, tokenizer, config.vocab_size, pre)
 
     names = gguf.get_tensor_name_map(arch, config.num_hidden_layers)
     tied = bool(getattr(config, "tie_word_embeddings", False))
@@ -139,46 +113,3 @@ def _encode(data: Any, outtype: str) -> tuple[Any, Any]:
     if outtype == "bf16":
         return gguf.quants.quantize(data, q.BF16), q.BF16
     return data.astype("float16"), q.F16
-
-
-def _add_tokenizer(writer: Any, tokenizer: Any, vocab_size: int, pre: str) -> None:
-    import gguf
-
-    vocab = tokenizer.get_vocab()
-    if len(vocab) > vocab_size:
-        raise UserError(f"--format gguf: the tokenizer has {len(vocab)} tokens but the model's "
-                        f"embedding only {vocab_size}; the run's tokenizer does not fit its model")
-    by_id = {i: t for t, i in vocab.items()}
-    added = {i: tok for i, tok in tokenizer.added_tokens_decoder.items()}
-    tokens, types = [], []
-    for i in range(vocab_size):
-        if i not in by_id:  # embedding rows beyond the tokenizer, as llama.cpp pads them
-            tokens.append(f"[PAD{i}]")
-            types.append(gguf.TokenType.UNUSED)
-            continue
-        tokens.append(by_id[i])
-        if i in added:
-            types.append(gguf.TokenType.CONTROL if added[i].special else gguf.TokenType.USER_DEFINED)
-        else:
-            types.append(gguf.TokenType.NORMAL)
-    merges = json.loads(tokenizer.backend_tokenizer.to_str())["model"].get("merges", [])
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre(pre)
-    writer.add_token_list(tokens)
-    writer.add_token_types(types)
-    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
-    for setter, token_id in ((writer.add_bos_token_id, tokenizer.bos_token_id),
-                             (writer.add_eos_token_id, tokenizer.eos_token_id),
-                             (writer.add_unk_token_id, tokenizer.unk_token_id),
-                             (writer.add_pad_token_id, tokenizer.pad_token_id)):
-        if token_id is not None:
-            setter(token_id)
-    writer.add_add_bos_token(bool(getattr(tokenizer, "add_bos_token", False)))
-    if tokenizer.chat_template:
-        writer.add_chat_template(plain_template(tokenizer.chat_template))
-
-
-def plain_template(template: str) -> str:
-    """The chat template without transformers' `{% generation %}` markers, which only mark the
-    trained span and are not Jinja other runtimes know."""
-    return re.sub(r"{%-?\s*(end)?generation\s*-?%}", "", template)
