@@ -2,7 +2,7 @@
 as one JSON line, its metadata, how it tokenizes texts, and its greedy continuations of token
 ids. A crash in llama.cpp then fails the test with its exit status instead of killing pytest.
 
-usage: python tests/llamacpp_probe.py MODEL.gguf REQUEST.json
+usage: python tests/llamacpp_probe.py MODEL.gguf REQUEST.json [--repack]
 REQUEST: {"texts": [str, ...], "prompts": [[id, ...], ...], "new_tokens": int,
           "conversations": [[{"role": ..., "content": ...}, ...], ...]}
 The conversations are rendered with the chat template embedded in the file, by
@@ -17,6 +17,10 @@ import sys
 def main(path: str, request_path: str) -> None:
     from llama_cpp import Llama
 
+    from adapters_sft.export.llamacpp import without_repacking
+
+    if "--repack" not in sys.argv:
+        without_repacking()  # as the exporter measures: see adapters_sft/export/llamacpp.py
     request = json.loads(open(request_path, encoding="utf-8").read())
     llm = Llama(model_path=path, n_ctx=1024, n_threads=2, n_batch=512, verbose=False, seed=0)
     eos = llm.token_eos()

@@ -62,11 +62,14 @@ def export_gguf(run_dir: str | Path, out: Path, outtype: str, overwrite: bool,
                 echo: Callable[[str], Any]) -> dict[str, Any]:
     from ..models import load_config
     from ..rundir import commit, staging_dir, write_json
+    from . import llamacpp
     from .gguf_file import OUTTYPES, check_exportable, write_gguf
     from .ollama import modelfile
 
-    if outtype not in OUTTYPES:
-        raise UserError(f"--outtype: '{outtype}' is not one of {', '.join(OUTTYPES)}")
+    if outtype not in (*OUTTYPES, *llamacpp.KQUANTS):
+        raise UserError(f"--outtype: '{outtype}' is not one of {', '.join((*OUTTYPES, *llamacpp.KQUANTS))}")
+    if outtype in llamacpp.KQUANTS:
+        llamacpp.check_installed(outtype)
     run = open_run(run_dir, "export")
     check_out(out, overwrite, run.path)
     run.strategy.check_mergeable()
@@ -76,10 +79,16 @@ def export_gguf(run_dir: str | Path, out: Path, outtype: str, overwrite: bool,
     tmp = staging_dir(out)
     try:
         merged = merge_run(run.path, tmp / "merged", "float32", echo=echo, keep_model=True)
-        name = f"{run.path.name}.{outtype}.gguf"
-        write_gguf(merged.model, run.tokenizer, tmp / name, outtype, run.recipe.name)
+        written = "f16" if outtype in llamacpp.KQUANTS else outtype  # k-quants start from f16
+        name = f"{run.path.name}.{written}.gguf"
+        write_gguf(merged.model, run.tokenizer, tmp / name, written, run.recipe.name)
         shutil.rmtree(tmp / "merged")
-        report = roundtrip(merged, run, tmp, name, outtype, echo)
+        report = roundtrip(merged, run, tmp, name, written, echo)
+        if outtype in llamacpp.KQUANTS and not report["failed"]:
+            name = f"{run.path.name}.{outtype}.gguf"
+            report["quantized"] = quantize(tmp / report["file"], tmp / name, outtype, merged, run, echo)
+            (tmp / report["file"]).unlink()  # users asked for the k-quant only
+            report.update(checked_as=report["file"], file=name, outtype=outtype)
         (tmp / "Modelfile").write_text(modelfile(name, run.tokenizer))
         write_json(tmp / "export_report.json", report)
         if report["failed"]:
@@ -91,6 +100,21 @@ def export_gguf(run_dir: str | Path, out: Path, outtype: str, overwrite: bool,
         raise
     echo(f"GGUF written to {out / name}, with an Ollama Modelfile beside it")
     return report
+
+
+def quantize(source: Path, target: Path, outtype: str, merged: MergeResult, run: Opened,
+             echo: Callable[[str], Any]) -> dict[str, Any]:
+    """llama.cpp's k-quant of the f16 file, and what it cost, measured in llama.cpp itself:
+    logits of both files on the probes (reported, not judged: 4-5 bit weights move them)."""
+    from . import llamacpp
+
+    llamacpp.quantize(source, target, outtype)
+    seqs = drift.encode(run.tokenizer, [drift.full_text(r, run.tokenizer) for r in merged.probes])
+    d = drift.compare(llamacpp.logits(source, seqs), llamacpp.logits(target, seqs))
+    echo(d.line(f"GGUF {outtype} vs f16, both in llama.cpp") +
+         f"; {target.stat().st_size / 2**20:.0f} MiB (f16: {source.stat().st_size / 2**20:.0f} MiB)")
+    return {"file": target.name, "outtype": outtype, "drift_vs_f16": dataclasses.asdict(d),
+            "bytes": target.stat().st_size, "f16_bytes": source.stat().st_size}
 
 
 def roundtrip(merged: MergeResult, run: Opened, folder: Path, name: str, outtype: str,
@@ -117,8 +141,9 @@ def roundtrip(merged: MergeResult, run: Opened, folder: Path, name: str, outtype
     tok_same = sum(gguf_tok(t, add_special_tokens=False)["input_ids"] ==
                    run.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts)
     echo(d.line(f"GGUF {outtype} read back by transformers vs merged"))
-    echo(f"greedy answers identical on {same}/{len(prompts)} probes ({source}); the GGUF's tokenizer "
-         f"encodes {tok_same}/{len(texts)} of them identically")
+    echo(f"greedy answers identical on {same}/{len(prompts)} probes ({source}); the GGUF's tokenizer, "
+         f"as transformers rebuilds it, encodes {tok_same}/{len(texts)} of them identically"
+         + _reader_note(folder / name, tok_same < len(texts)))
     failed = ""
     judged = _JUDGED.get(outtype)
     if judged and not d.within(judged):
@@ -129,6 +154,24 @@ def roundtrip(merged: MergeResult, run: Opened, folder: Path, name: str, outtype
     return {"format": "gguf", "file": name, "outtype": outtype, "probes": source,
             "drift": dataclasses.asdict(d), "greedy_identical": same, "prompts": len(prompts),
             "tokenizer_identical": tok_same, "failed": failed}
+
+
+def _reader_note(path: Path, differs: bool) -> str:
+    """Why transformers' rebuild of a GGUF tokenizer may differ where llama.cpp's does not:
+    its reader knows only some of llama.cpp's pre-tokenizer names and falls back to GPT-2's
+    split for the others (SmolLM's `smollm` among them)."""
+    if not differs:
+        return ""
+    import gguf
+    from transformers.integrations.gguf.gguf_tokenizer_mapping import GGUF_PRE_TOKENIZER_SPLITS
+
+    field = gguf.GGUFReader(str(path)).fields["tokenizer.ggml.pre"]
+    pre = bytes(field.parts[field.data[0]]).decode()
+    if pre in GGUF_PRE_TOKENIZER_SPLITS or pre == "gpt-2":
+        return ""
+    return (f" (transformers' GGUF reader does not know llama.cpp's '{pre}' pre-tokenizer and "
+            "splits with GPT-2's rule instead; llama.cpp, which the file is for, encodes them as "
+            "the run does: tests/integration/test_llamacpp.py)")
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 
 import pytest
 
@@ -130,4 +131,12 @@ def test_a_damaged_run_file(damaged, bpe_models, train_run, tmp_path, capsys):
     folder = run / "weights" if damaged == "weights" else run / "tokenizer"
     for argv in (["merge", str(run), "--out", str(tmp_path / "o")], ["generate", str(run), "--prompt", "hi"]):
         _fails(argv, capsys, f"{folder}:", "damaged", "restore the run folder from a copy")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_k_quant_without_llama_cpp_names_the_extra(lora_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # find_spec now says: not installed
+    _fails(["export", str(lora_run), "--format", "gguf", "--outtype", "q4_k_m", "--out", str(tmp_path / "o")],
+           capsys, "--outtype q4_k_m: k-quants are made by llama.cpp's own quantizer",
+           "pip install 'adapters-sft[llamacpp]'")
     assert not (tmp_path / "o").exists()

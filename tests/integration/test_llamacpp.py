@@ -83,3 +83,18 @@ def test_llama_cpp_loads_tokenizes_and_continues_as_transformers(outtype, lora_r
     theirs = [_until_eos(c, got["eos"]) for c in got["continuations"]]
     assert theirs == ours  # (c) greedy continuations, token for token
     assert got["rendered"] == reference["texts"]  # (d) the embedded template renders the run's prompts
+
+
+def test_q4_k_m_is_made_by_llama_cpp_loads_and_reports_its_cost(lora_run, reference, tmp_path, capsys):
+    out = tmp_path / "q"
+    assert main(["export", str(lora_run), "--format", "gguf", "--outtype", "q4_k_m", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["Modelfile", "export_report.json", "lora.q4_k_m.gguf"]
+    report = json.loads((out / "export_report.json").read_text())
+    cost = report["quantized"]["drift_vs_f16"]
+    printed = capsys.readouterr().out
+    assert "GGUF q4_k_m vs f16, both in llama.cpp" in printed, printed
+    assert report["quantized"]["bytes"] < 0.5 * report["quantized"]["f16_bytes"]
+    assert cost["positions"] > 0 and cost["mean_abs"] > 0 and cost["agreement"] >= 0.5, cost
+    got = _probe(out / "lora.q4_k_m.gguf", reference, tmp_path)  # loads and decodes, no crash
+    assert got["metadata"]["general.file_type"] == "15"  # LLAMA_FTYPE_MOSTLY_Q4_K_M
+    assert got["tokens"] == reference["ids"]
