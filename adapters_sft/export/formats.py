@@ -171,7 +171,7 @@ def _reader_note(path: Path, differs: bool) -> str:
         return ""
     return (f" (transformers' GGUF reader does not know llama.cpp's '{pre}' pre-tokenizer and "
             "splits with GPT-2's rule instead; llama.cpp, which the file is for, encodes them as "
-            "the run does: tests/integration/test_llamacpp.py)")
+            "the run does; see docs/export.md)")
 
 
 @contextlib.contextmanager

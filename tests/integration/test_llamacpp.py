@@ -98,3 +98,23 @@ def test_q4_k_m_is_made_by_llama_cpp_loads_and_reports_its_cost(lora_run, refere
     got = _probe(out / "lora.q4_k_m.gguf", reference, tmp_path)  # loads and decodes, no crash
     assert got["metadata"]["general.file_type"] == "15"  # LLAMA_FTYPE_MOSTLY_Q4_K_M
     assert got["tokens"] == reference["ids"]
+
+
+@pytest.mark.parametrize("outtype", ["bf16", "q8_0"])
+def test_smaller_types_agree_with_transformers_in_llama_cpp(outtype, lora_run, reference, tmp_path, capsys):
+    """bf16 and q8_0 cannot be identical; their agreement with the merged float32 model, as
+    llama.cpp computes it, is reported and bounded."""
+    import torch
+
+    from adapters_sft.export import drift, llamacpp
+    from adapters_sft.runs import load_run
+
+    out = tmp_path / "g"
+    assert main(["export", str(lora_run), "--format", "gguf", "--outtype", outtype, "--out", str(out)]) == 0
+    model, _, _ = load_run(lora_run)
+    merged = model.merge_and_unload().eval()
+    seqs = [torch.tensor([ids + c]) for ids, c in zip(reference["ids"], reference["continuations"])]
+    d = drift.compare(drift.logits(merged, seqs), llamacpp.logits(out / f"lora.{outtype}.gguf", seqs))
+    with capsys.disabled():
+        print(d.line(f"\nllama.cpp {outtype} vs transformers float32"))
+    assert d.positions > 0 and d.agreement >= 0.95 and d.mean_abs < 0.5, d
