@@ -32,11 +32,45 @@ def check_exportable(config: Any, tokenizer: Any) -> str:
         raise UserError(f"--format gguf: architecture '{kind}' is not supported (supported: "
                         f"{', '.join(ARCHITECTURES)}); export --format safetensors and convert "
                         "it with llama.cpp's convert_hf_to_gguf.py")
-    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
-    if rope.get("rope_type", rope.get("type", "default")) not in ("default", None):
-        raise UserError(f"--format gguf: rope scaling '{rope.get('rope_type')}' is not written by "
-                        "this exporter; export --format safetensors and convert it with llama.cpp")
+    kind = rope_type(config)
+    if kind not in ("default", "llama3"):
+        raise UserError(f"--format gguf: rope scaling '{kind}' is not written by this exporter "
+                        "(default and llama3 are); export --format safetensors and convert it "
+                        "with llama.cpp")
     return pre_tokenizer(tokenizer)
+
+
+def rope_type(config: Any) -> str:
+    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+    return rope.get("rope_type", rope.get("type")) or "default"
+
+
+def llama3_rope_factors(config: Any) -> Any:
+    """Llama-3.1's rope scaling as llama.cpp applies it: one factor per rotary frequency, in a
+    `rope_freqs` tensor. The same formula as llama.cpp's converter (conversion/llama.py,
+    `generate_extra_tensors`) and transformers' `_compute_llama3_parameters`."""
+    import math
+
+    import numpy as np
+
+    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+    base = float(rope.get("rope_theta", getattr(config, "rope_theta", 10000.0)))
+    dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    factor = rope.get("factor", 8.0)
+    low, high = rope.get("low_freq_factor", 1.0), rope.get("high_freq_factor", 4.0)
+    old_context = rope.get("original_max_position_embeddings", 8192)
+    low_wavelen, high_wavelen = old_context / low, old_context / high
+    factors = []
+    for freq in 1.0 / (base ** (np.arange(0, dim, 2, dtype=np.float32) / dim)):
+        wavelen = 2 * math.pi / freq
+        if wavelen < high_wavelen:
+            factors.append(1.0)
+        elif wavelen > low_wavelen:
+            factors.append(factor)
+        else:
+            smooth = (old_context / wavelen - low) / (high - low)
+            factors.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(factors, dtype=np.float32)
 
 
 def write_gguf(model: Any, tokenizer: Any, path: Path, outtype: str, name: str) -> None:
@@ -88,6 +122,9 @@ def write_gguf(model: Any, tokenizer: Any, path: Path, outtype: str, name: str) 
             data = _permute(data, heads, kv_heads)
         array, raw = _encode(data, outtype)
         writer.add_tensor(new, array, raw_dtype=raw)
+    if rope_type(config) == "llama3":
+        writer.add_tensor(gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight",
+                          llama3_rope_factors(config), raw_dtype=gguf.GGMLQuantizationType.F32)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

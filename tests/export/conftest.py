@@ -30,7 +30,13 @@ def make_bpe_tokenizer() -> Any:
     return fast
 
 
-def build_model_dir(root: Path, model_type: str, tokenizer: Any, tie: bool = True, hidden: int = 64) -> Path:
+LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+               "high_freq_factor": 4.0, "original_max_position_embeddings": 64}  # small, so short
+#                texts reach the scaled and the smoothed frequency bands
+
+
+def build_model_dir(root: Path, model_type: str, tokenizer: Any, tie: bool = True, hidden: int = 64,
+                    **extra: Any) -> Path:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -39,9 +45,9 @@ def build_model_dir(root: Path, model_type: str, tokenizer: Any, tie: bool = Tru
         model_type, vocab_size=len(tokenizer) + 5, hidden_size=hidden, intermediate_size=128,
         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
         max_position_embeddings=256, tie_word_embeddings=tie, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id)
+        pad_token_id=tokenizer.pad_token_id, **extra)
     model = AutoModelForCausalLM.from_config(config)
-    out = root / f"{model_type}-{hidden}"
+    out = root / f"{model_type}-{hidden}{'-' + '-'.join(extra) if extra else ''}"
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
@@ -53,7 +59,8 @@ def bpe_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bpe-models")
     tok = make_bpe_tokenizer()
     return {kind: build_model_dir(root, kind, tok) for kind in ("llama", "qwen2", "qwen3")} | {
-        "llama-wide": build_model_dir(root, "llama", tok, hidden=96)}
+        "llama-wide": build_model_dir(root, "llama", tok, hidden=96),
+        "llama3-rope": build_model_dir(root, "llama", tok, rope_parameters=LLAMA3_ROPE)}
 
 
 @pytest.fixture
