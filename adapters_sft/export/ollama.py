@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+# Ollama gives a template .System (every system message, joined) and .Messages, which in
+# current releases still holds the system messages (older ones dropped them): the range
+# skips them, or the system prompt would be rendered twice. Checked with Go's text/template
+# in tests/export/test_ollama.py, for both shapes.
 _CHATML = (
     '{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}'
-    '{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}'
+    '{{- range .Messages }}{{- if ne .Role "system" }}<|im_start|>{{ .Role }}\n{{ .Content }}'
+    '<|im_end|>\n{{ end }}{{- end }}'
     '<|im_start|>assistant\n')
 
 
