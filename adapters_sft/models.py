@@ -86,11 +86,11 @@ def _restore_pre_tokenizer(tokenizer: Any, gguf_path: Path) -> None:
     which joins a digit to the whitespace before it ("\\n\\n6" -> "\\n", "\\n", "6") where
     SmolLM's tokenizer, and llama.cpp's `smollm` pre-tokenizer, split digits first
     ("\\n\\n", "6"). Put SmolLM's rule back: single digits, then GPT-2's byte-level regex."""
-    import gguf
     from tokenizers import pre_tokenizers
 
-    field = gguf.GGUFReader(str(gguf_path)).fields.get("tokenizer.ggml.pre")
-    if field is None or bytes(field.parts[field.data[0]]).decode() != "smollm":
+    from .export.gguf_vocab import pre_name
+
+    if pre_name(gguf_path) != "smollm":
         return
     tokenizer.backend_tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Digits(individual_digits=True),

@@ -51,10 +51,7 @@ def training_args(recipe: Recipe, output_dir: Path, has_eval: bool = False) -> A
     ours, training = knobs.split(recipe)
     training_keys.check(training, config_cls, knobs.KEYS, recipe.where)
     training_keys.check_reporters(training, recipe.where)
-    if training.get("eval_strategy", "no") != "no" and not has_eval:  # the Trainer says so only after loading
-        raise UserError(f"{recipe.where('training.eval_strategy')}training.eval_strategy: "
-                        f"{training['eval_strategy']} needs held-out data; set data.eval=PATH or "
-                        "data.val_size, or remove it")
+    training_keys.check_evaluation(training, has_eval, recipe.where)
     import torch
 
     cuda = _cuda()

@@ -100,3 +100,11 @@ def check_reporters(training: dict[str, Any], where: Callable[[str], str]) -> No
         if name not in get_available_reporting_integrations():
             raise UserError(f"{at}training.report_to: {name} is not installed; pip install {name} "
                             "or remove it (metrics.jsonl in the run holds every logged value)")
+
+
+def check_evaluation(training: dict[str, Any], has_eval: bool, where: Callable[[str], str]) -> None:
+    """An evaluation schedule needs held-out data: the Trainer says so only after loading."""
+    schedule = training.get("eval_strategy", "no")
+    if schedule != "no" and not has_eval:
+        raise UserError(f"{where('training.eval_strategy')}training.eval_strategy: {schedule} needs "
+                        "held-out data; set data.eval=PATH or data.val_size, or remove it")

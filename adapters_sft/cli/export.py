@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..export.gguf_file import OUTTYPES
+from ..export.llamacpp import KQUANTS
 from .merge import add_output_options
 
 
@@ -17,8 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", type=Path, help="a finished run directory")
     p.add_argument("--format", required=True, choices=("peft", "safetensors", "gguf"))
     p.add_argument("--out", type=Path, required=True, help="folder to write")
-    p.add_argument("--outtype", default="f16",
-                   choices=("f32", "f16", "bf16", "q8_0", "q4_k_m", "q5_k_m", "q6_k"),
+    p.add_argument("--outtype", default="f16", choices=(*OUTTYPES, *KQUANTS),
                    help="GGUF tensor type (default f16); the k-quants are made by llama.cpp's "
                         "quantizer (pip install 'adapters-sft[llamacpp]')")
     add_output_options(p, "safetensors weights dtype")

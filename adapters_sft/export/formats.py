@@ -162,11 +162,11 @@ def _reader_note(path: Path, differs: bool) -> str:
     split for the others (SmolLM's `smollm` among them)."""
     if not differs:
         return ""
-    import gguf
     from transformers.integrations.gguf.gguf_tokenizer_mapping import GGUF_PRE_TOKENIZER_SPLITS
 
-    field = gguf.GGUFReader(str(path)).fields["tokenizer.ggml.pre"]
-    pre = bytes(field.parts[field.data[0]]).decode()
+    from .gguf_vocab import pre_name
+
+    pre = pre_name(path)
     if pre in GGUF_PRE_TOKENIZER_SPLITS or pre == "gpt-2":
         return ""
     return (f" (transformers' GGUF reader does not know llama.cpp's '{pre}' pre-tokenizer and "

@@ -40,8 +40,13 @@ def check_exportable(config: Any, tokenizer: Any) -> str:
     return pre_tokenizer(tokenizer)
 
 
+def _rope(config: Any) -> dict[str, Any]:
+    """The rope settings: transformers 5's `rope_parameters`, or an older `rope_scaling`."""
+    return getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+
+
 def rope_type(config: Any) -> str:
-    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+    rope = _rope(config)
     return rope.get("rope_type", rope.get("type")) or "default"
 
 
@@ -53,7 +58,7 @@ def llama3_rope_factors(config: Any) -> Any:
 
     import numpy as np
 
-    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+    rope = _rope(config)
     base = float(rope.get("rope_theta", getattr(config, "rope_theta", 10000.0)))
     dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     factor = rope.get("factor", 8.0)
@@ -84,7 +89,7 @@ def write_gguf(model: Any, tokenizer: Any, path: Path, outtype: str, name: str) 
     writer = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[arch])
     heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    rope = getattr(config, "rope_parameters", None) or {}
+    rope = _rope(config)
     # llama.cpp and transformers both read the name; transformers maps llama + "mistral" back
     writer.add_name(f"{config.model_type} {name}")
     writer.add_context_length(config.max_position_embeddings)

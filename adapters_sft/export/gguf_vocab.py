@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from hashlib import sha256
+from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
@@ -50,6 +51,14 @@ def pre_tokenizer(tokenizer: Any) -> str:
     raise UserError("--format gguf: llama.cpp does not know this tokenizer's pre-tokenizer (neither "
                     f"its probe hash {digest[:12]}... nor its split rule); export --format "
                     "safetensors and convert it with a llama.cpp that lists it")
+
+
+def pre_name(path: Path) -> str | None:
+    """The `tokenizer.ggml.pre` written in a GGUF file, if any."""
+    import gguf
+
+    field = gguf.GGUFReader(str(path)).fields.get("tokenizer.ggml.pre")
+    return None if field is None else bytes(field.parts[field.data[0]]).decode()
 
 
 def add_tokenizer(writer: Any, tokenizer: Any, vocab_size: int, pre: str) -> None:
