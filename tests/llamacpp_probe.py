@@ -34,13 +34,14 @@ def main(path: str, request_path: str) -> None:
                 break
         continuations.append(out)
     tokens = [llm.tokenize(t.encode("utf-8"), add_bos=False, special=True) for t in request["texts"]]
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    rendered = []
+    if request.get("conversations"):
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-    vocab = llm.metadata
-    formatter = Jinja2ChatFormatter(vocab["tokenizer.chat_template"],
-                                    eos_token=llm.detokenize([eos], special=True).decode(),
-                                    bos_token=llm.detokenize([llm.token_bos()], special=True).decode())
-    rendered = [formatter(messages=c).prompt for c in request.get("conversations", [])]
+        formatter = Jinja2ChatFormatter(llm.metadata["tokenizer.chat_template"],
+                                        eos_token=llm.detokenize([eos], special=True).decode(),
+                                        bos_token=llm.detokenize([llm.token_bos()], special=True).decode())
+        rendered = [formatter(messages=c).prompt for c in request["conversations"]]
     print(json.dumps({"metadata": dict(llm.metadata), "tokens": tokens, "continuations": continuations,
                       "eos": eos, "rendered": rendered}))
 

@@ -1,13 +1,13 @@
 """HF model -> one GGUF file, written with the `gguf` package (no llama.cpp build).
 
 Covers what llama.cpp's convert_hf_to_gguf.py does for the Llama family: Llama (SmolLM is one),
-Mistral and Qwen2, with a byte-level BPE tokenizer (GPT-2, Llama-3, Qwen2 style). Two details
-matter for correctness:
+Mistral, Qwen2 and Qwen3, with a byte-level BPE (GPT-2, Llama-3, Qwen2) or SentencePiece BPE
+(Llama-2, Mistral) tokenizer. Two details matter for correctness:
 
   * llama.cpp's Llama graph expects the rows of q_proj and k_proj permuted for its rotary
-    layout (Qwen2 is not permuted); transformers' GGUF loader undoes the same permutation.
-  * the tokenizer travels as metadata (gguf_vocab.py): tokens by id with their type, merges,
-    special ids, the pre-tokenizer's name as llama.cpp names it, and the run's chat template.
+    layout (Qwen is not permuted); transformers' GGUF loader undoes the same permutation.
+  * the tokenizer travels as metadata (gguf_vocab.py): tokens by id with their type, merges or
+    scores, special ids, the pre-tokenizer's name as llama.cpp names it, and the chat template.
 
 Norms and other 1-D tensors stay float32, as llama.cpp writes them; q8_0 falls back to f16 for
 a tensor whose rows are not a multiple of its 32-value block.
@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from .gguf_vocab import add_tokenizer, pre_tokenizer
+from .gguf_vocab import Style, add_tokenizer, style
 
 # model_type -> (gguf architecture, permute q/k rows)
-ARCHITECTURES = {"llama": ("LLAMA", True), "mistral": ("LLAMA", True), "qwen2": ("QWEN2", False)}
+ARCHITECTURES = {"llama": ("LLAMA", True), "mistral": ("LLAMA", True), "qwen2": ("QWEN2", False),
+                 "qwen3": ("QWEN3", False)}
 OUTTYPES = ("f32", "f16", "bf16", "q8_0")
 
 
-def check_exportable(config: Any, tokenizer: Any) -> str:
-    """Raise a UserError for what this writer cannot express; returns the pre-tokenizer name."""
+def check_exportable(config: Any, tokenizer: Any) -> Style:
+    """Raise a UserError for what this writer cannot express; returns the tokenizer's style."""
     kind = config.model_type
     if kind not in ARCHITECTURES:
         raise UserError(f"--format gguf: architecture '{kind}' is not supported (supported: "
@@ -37,7 +38,7 @@ def check_exportable(config: Any, tokenizer: Any) -> str:
         raise UserError(f"--format gguf: rope scaling '{kind}' is not written by this exporter "
                         "(default and llama3 are); export --format safetensors and convert it "
                         "with llama.cpp")
-    return pre_tokenizer(tokenizer)
+    return style(tokenizer)
 
 
 def _rope(config: Any) -> dict[str, Any]:
@@ -83,7 +84,7 @@ def write_gguf(model: Any, tokenizer: Any, path: Path, outtype: str, name: str) 
     import gguf
 
     config = model.config
-    pre = check_exportable(config, tokenizer)
+    how = check_exportable(config, tokenizer)
     arch_name, permute = ARCHITECTURES[config.model_type]
     arch = getattr(gguf.MODEL_ARCH, arch_name)
     writer = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[arch])
@@ -109,7 +110,7 @@ def write_gguf(model: Any, tokenizer: Any, path: Path, outtype: str, name: str) 
                           "bf16": gguf.LlamaFileType.MOSTLY_BF16,
                           "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[outtype])
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    add_tokenizer(writer, tokenizer, config.vocab_size, pre)
+    add_tokenizer(writer, tokenizer, config.vocab_size, how)
 
     names = gguf.get_tensor_name_map(arch, config.num_hidden_layers)
     tied = bool(getattr(config, "tie_word_embeddings", False))

@@ -30,6 +30,29 @@ def make_bpe_tokenizer() -> Any:
     return fast
 
 
+def make_spm_tokenizer() -> Any:
+    """A Llama-2 / Mistral style tokenizer: SentencePiece BPE (spaces as U+2581, byte fallback to
+    <0xXX> tokens), trained here, with merges laid out as transformers lays out a converted
+    SentencePiece model (every split of a token into two tokens, in the token's order), in
+    transformers' LlamaTokenizer with the Mistral chat template."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import LlamaTokenizer
+    from transformers.tokenization_utils_base import generate_merges
+
+    from adapters_sft.data.templates import NAMED
+
+    tok = Tokenizer(models.BPE(byte_fallback=True, fuse_unk=True, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=True)
+    specials = ["<unk>", "<s>", "</s>", *(f"<0x{b:02X}>" for b in range(256))]
+    trainer = trainers.BpeTrainer(vocab_size=420, special_tokens=specials, show_progress=False)
+    corpus = [" ".join(WORDS), "what is the date today? [INST] [/INST] You are a helpful AI"]
+    tok.train_from_iterator(corpus * 20, trainer)
+    vocab = tok.get_vocab()
+    fast = LlamaTokenizer(vocab=vocab, merges=generate_merges(vocab), add_bos_token=True)
+    fast.chat_template = NAMED["mistral"][0]
+    return fast
+
+
 LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
                "high_freq_factor": 4.0, "original_max_position_embeddings": 64}  # small, so short
 #                texts reach the scaled and the smoothed frequency bands
@@ -55,12 +78,20 @@ def build_model_dir(root: Path, model_type: str, tokenizer: Any, tie: bool = Tru
 
 @pytest.fixture(scope="session")
 def bpe_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Tiny random llama / qwen2 / qwen3 checkpoints sharing one byte-level BPE tokenizer."""
+    """Tiny random llama / qwen2 / qwen3 / gemma checkpoints sharing one byte-level BPE tokenizer."""
     root = tmp_path_factory.mktemp("bpe-models")
     tok = make_bpe_tokenizer()
-    return {kind: build_model_dir(root, kind, tok) for kind in ("llama", "qwen2", "qwen3")} | {
+    return {kind: build_model_dir(root, kind, tok) for kind in ("llama", "qwen2", "qwen3", "gemma")} | {
         "llama-wide": build_model_dir(root, "llama", tok, hidden=96),
         "llama3-rope": build_model_dir(root, "llama", tok, rope_parameters=LLAMA3_ROPE)}
+
+
+@pytest.fixture(scope="session")
+def spm_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random Llama-2 and Mistral shaped checkpoints with a SentencePiece BPE tokenizer."""
+    root = tmp_path_factory.mktemp("spm-models")
+    tok = make_spm_tokenizer()
+    return {kind: build_model_dir(root, kind, tok, tie=False) for kind in ("llama", "mistral")}
 
 
 @pytest.fixture

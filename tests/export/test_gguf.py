@@ -1,4 +1,4 @@
-"""GGUF export on tiny Llama and Qwen2 models with a byte-level BPE tokenizer: the file is read
+"""GGUF export on tiny Llama, Qwen2 and Qwen3 models with a byte-level BPE tokenizer: the file is read
 back by transformers' GGUF loader (which undoes llama.cpp's q/k permutation on its own) and
 must reproduce the merged model."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 from adapters_sft.cli.main import main
 
 
-@pytest.mark.parametrize("kind", ["llama", "qwen2"])
+@pytest.mark.parametrize("kind", ["llama", "qwen2", "qwen3"])
 def test_f32_gguf_round_trips_exactly(kind, bpe_models, train_run, tmp_path, capsys):
     import gguf
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -69,11 +69,11 @@ def test_untied_head_is_written_as_output_weight(bpe_models, train_run, tmp_path
 
 
 def test_unsupported_architecture_is_refused_before_any_merge(bpe_models, train_run, tmp_path, capsys):
-    run = train_run(bpe_models["qwen3"], "lora")
+    run = train_run(bpe_models["gemma"], "lora")
     capsys.readouterr()
     assert main(["export", str(run), "--format", "gguf", "--out", str(tmp_path / "g")]) == 2
     err = capsys.readouterr()
-    assert "architecture 'qwen3' is not supported (supported: llama, mistral, qwen2)" in err.err
+    assert "architecture 'gemma' is not supported (supported: llama, mistral, qwen2, qwen3)" in err.err
     assert "merging" not in err.out and not (tmp_path / "g").exists()
 
 

@@ -1,11 +1,17 @@
-"""Llama-3.1's `llama3` rope scaling in GGUF: the `rope_freqs` factors llama.cpp applies,
-proven against transformers in llama.cpp itself (tiny random model; needs llama-cpp-python)."""
+"""In llama.cpp itself (tiny random models; needs llama-cpp-python): Llama-3.1's `llama3` rope
+scaling (the `rope_freqs` factors llama.cpp applies) against transformers, and LoRA runs on
+Qwen2 and Qwen3 shaped models that llama.cpp loads, tokenizes and continues as transformers."""
 from __future__ import annotations
 
 import importlib.util
 
 import pytest
 import torch
+
+from tests import llamacpp_check
+
+needs_llama_cpp = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
+                                     reason="llama.cpp is not installed: pip install 'adapters-sft[llamacpp]'")
 
 
 def test_rope_factors_match_transformers_llama3_frequencies(bpe_models):
@@ -23,8 +29,7 @@ def test_rope_factors_match_transformers_llama3_frequencies(bpe_models):
     assert (factors == 1).any() and (factors == 8).any() and ((factors > 1) & (factors < 8)).any()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
-                    reason="llama.cpp is not installed: pip install 'adapters-sft[llamacpp]'")
+@needs_llama_cpp
 def test_llama3_rope_gguf_computes_in_llama_cpp_what_transformers_computes(bpe_models, train_run, tmp_path):
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -48,3 +53,16 @@ def test_llama3_rope_gguf_computes_in_llama_cpp_what_transformers_computes(bpe_m
     without = drift.compare(reference, drift.logits(plain, seqs))
     assert in_llama_cpp.max_abs < 1e-3 and in_llama_cpp.agreement == 1.0, in_llama_cpp
     assert without.max_abs > 10 * in_llama_cpp.max_abs, (without, in_llama_cpp)
+
+
+@needs_llama_cpp
+@pytest.mark.parametrize("kind", ["qwen2", "qwen3"])
+def test_qwen_run_loads_tokenizes_and_continues_in_llama_cpp(kind, bpe_models, train_run, tmp_path):
+    from adapters_sft.cli.main import main
+
+    run = train_run(bpe_models[kind], "lora")
+    assert main(["export", str(run), "--format", "gguf", "--outtype", "f32", "--out", str(tmp_path / "g")]) == 0
+    reference = llamacpp_check.reference(run, new_tokens=8)
+    got = llamacpp_check.probe_run(tmp_path / "g" / f"{run.name}.f32.gguf", reference, tmp_path)
+    assert got["metadata"]["general.architecture"] == kind
+    llamacpp_check.assert_same_as_transformers(got, reference)

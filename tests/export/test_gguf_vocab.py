@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adapters_sft.errors import UserError
-from adapters_sft.export.gguf_vocab import _SPLITS, pre_tokenizer
+from adapters_sft.export.gguf_vocab import _SPLITS, style
 
 from .conftest import make_bpe_tokenizer
 
@@ -32,22 +32,22 @@ def _split(regex: str):
 
 def test_gpt2_style_byte_level_is_named_gpt_2():
     # 'gpt2' (what transformers' reader calls it) is refused by llama.cpp's loader
-    assert pre_tokenizer(make_bpe_tokenizer()) == "gpt-2"
+    assert style(make_bpe_tokenizer()).pre == "gpt-2"
 
 
 @pytest.mark.parametrize("name", ["llama-bpe", "qwen2"])
 def test_llama3_and_qwen2_split_rules_get_llama_cpp_names(name):
     regex = next(r for r, n in _SPLITS.items() if n == name)
-    assert pre_tokenizer(_bpe(_split(regex))) == name
+    assert style(_bpe(_split(regex))).pre == name
 
 
 def test_an_unknown_split_rule_is_refused_not_mislabelled():
     with pytest.raises(UserError, match=r"llama.cpp does not know this tokenizer's pre-tokenizer .*probe hash"):
-        pre_tokenizer(_bpe(_split(r"\p{L}+|\p{N}+|[^\s\p{L}\p{N}]+|\s+")))
+        style(_bpe(_split(r"\p{L}+|\p{N}+|[^\s\p{L}\p{N}]+|\s+")))
 
 
-def test_byte_fallback_sentencepiece_style_is_refused():
+def test_byte_fallback_without_sentencepiece_spaces_is_refused():
     from tokenizers import pre_tokenizers
 
-    with pytest.raises(UserError, match="only byte-level BPE tokenizers .* byte fallback"):
-        pre_tokenizer(_bpe([pre_tokenizers.ByteLevel(add_prefix_space=False)], byte_fallback=True))
+    with pytest.raises(UserError, match=r"only byte-level BPE .* SentencePiece BPE .* this one is BPE with byte fallback"):
+        style(_bpe([pre_tokenizers.ByteLevel(add_prefix_space=False)], byte_fallback=True))
