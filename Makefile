@@ -17,12 +17,12 @@ install: $(VENV)/.installed
 # machine (pip caches the wheel); where it cannot build, its tests skip and say why.
 llamacpp: $(VENV)/.llamacpp
 
-# With it, llama.cpp's reference vocabularies (Llama-2, Llama-3, Qwen2) for the tokenizer tests.
+# With it, parts of its source: reference vocabularies (Llama-2, Llama-3, Qwen2) and converter.
 $(VENV)/.llamacpp: $(VENV)/.installed
 	$(BIN)/python -m pip install -q -e ".[llamacpp]" || \
 		echo "warning: llama-cpp-python did not build; the llama.cpp tests will be skipped"
-	$(BIN)/python tests/fetch_llama_vocab.py .cache/llama-vocab || \
-		echo "warning: llama.cpp's vocabularies were not fetched; their tests will be skipped"
+	$(BIN)/python tests/fetch_llama_cpp.py .cache/llama.cpp || \
+		echo "warning: llama.cpp's vocabularies and converter were not fetched; their tests will be skipped"
 	touch $@
 
 $(VENV)/.installed: pyproject.toml Makefile

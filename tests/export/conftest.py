@@ -53,6 +53,28 @@ def make_spm_tokenizer() -> Any:
     return fast
 
 
+# Parts of llama.cpp's source (reference vocabularies, its converter): `make llamacpp` puts them here
+LLAMA_CPP = Path(__file__).resolve().parents[2] / ".cache" / "llama.cpp"
+
+
+def real_vocab_tokenizer(name: str) -> Any:
+    """A real vocabulary from llama.cpp's models/ggml-vocab-NAME.gguf, rebuilt by transformers;
+    Llama-3's as Meta's tokenizer.json has it (whole words before merges, BOS added)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(LLAMA_CPP / "models"), gguf_file=f"ggml-vocab-{name}.gguf")
+    if name == "llama-bpe":
+        from tokenizers import Tokenizer, processors
+
+        spec = json.loads(tok.backend_tokenizer.to_str())
+        spec["model"]["ignore_merges"] = True
+        backend = Tokenizer.from_str(json.dumps(spec))
+        bos = (tok.bos_token, tok.bos_token_id)
+        backend.post_processor = processors.TemplateProcessing(single=f"{bos[0]} $A", special_tokens=[bos])
+        tok._tokenizer = backend
+    return tok
+
+
 LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
                "high_freq_factor": 4.0, "original_max_position_embeddings": 64}  # small, so short
 #                texts reach the scaled and the smoothed frequency bands

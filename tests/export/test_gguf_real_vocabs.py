@@ -2,7 +2,7 @@
 (SentencePiece), Llama-3 and Qwen2 (byte-level BPE), as llama.cpp ships them for its own
 tokenizer tests (models/ggml-vocab-NAME.gguf with test cases NAME.gguf.inp and the original
 tokenizer's ids for them, NAME.gguf.out), taken from the llama-cpp-python release the tests
-load (`make llamacpp` puts them in .cache/llama-vocab).
+load (`make llamacpp` puts them in .cache/llama.cpp/models).
 
 transformers rebuilds each vocabulary as a tokenizer; our writer puts it in a GGUF with a tiny
 random model of that architecture; llama.cpp must name its pre-tokenizer as llama.cpp's own
@@ -17,7 +17,9 @@ import pytest
 
 from tests import llamacpp_check
 
-VOCABS = Path(__file__).resolve().parents[2] / ".cache" / "llama-vocab"
+from .conftest import LLAMA_CPP, real_vocab_tokenizer
+
+VOCABS = LLAMA_CPP / "models"
 pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
                        reason="llama.cpp is not installed: pip install 'adapters-sft[llamacpp]'"),
@@ -35,29 +37,13 @@ def _cases(name: str) -> tuple[list[str], list[list[int]]]:
     return texts, ids[:len(texts)]
 
 
-def _tokenizer(name: str):
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(VOCABS), gguf_file=f"ggml-vocab-{name}.gguf")
-    if name == "llama-bpe":  # as Meta's tokenizer.json has it: whole words first, BOS added
-        from tokenizers import Tokenizer, processors
-
-        spec = json.loads(tok.backend_tokenizer.to_str())
-        spec["model"]["ignore_merges"] = True
-        backend = Tokenizer.from_str(json.dumps(spec))
-        bos = (tok.bos_token, tok.bos_token_id)
-        backend.post_processor = processors.TemplateProcessing(single=f"{bos[0]} $A", special_tokens=[bos])
-        tok._tokenizer = backend
-    return tok
-
-
 def _gguf(name: str, arch: str, tmp_path: Path) -> tuple[object, Path]:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from adapters_sft.export.gguf_file import write_gguf
 
-    tok = _tokenizer(name)
+    tok = real_vocab_tokenizer(name)
     torch.manual_seed(0)
     config = AutoConfig.for_model(arch, vocab_size=len(tok), hidden_size=32, intermediate_size=64,
                                   num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
