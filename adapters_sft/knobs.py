@@ -48,10 +48,13 @@ def split(recipe: Recipe) -> tuple[Knobs, dict[str, Any]]:
 
 def config_defaults(recipe: Recipe, knobs: Knobs, has_eval: bool) -> dict[str, Any]:
     """Defaults the knobs imply for the Trainer's config; the user's own keys win."""
+    from .registry import get_task
+
     user = recipe.training
     values: dict[str, Any] = {}
-    if recipe.task == "classification" and has_eval:
-        values["eval_strategy"] = "epoch"  # cheap, and what early stopping and the logs use
+    task = get_task(recipe.task)
+    if task.eval_every_epoch and has_eval:
+        values["eval_strategy"] = "epoch"
     best = knobs.early_stopping_patience is not None or user.get("load_best_model_at_end")
     if not best:
         return values
@@ -61,7 +64,7 @@ def config_defaults(recipe: Recipe, knobs: Knobs, has_eval: bool) -> dict[str, A
                         "pick the best checkpoint; set data.eval=PATH or data.val_size")
     schedule = user.get("eval_strategy", values.get("eval_strategy", "steps"))
     values.update(eval_strategy=schedule, save_strategy=schedule, load_best_model_at_end=True,
-                  metric_for_best_model="macro_f1" if recipe.task == "classification" else "loss")
+                  metric_for_best_model=task.best_metric)
     if schedule == "steps":  # saves must land on evaluations, or there is no best to keep
         every = user.get("eval_steps", user.get("logging_steps", 5))
         values.update(eval_steps=every, save_steps=every)

@@ -76,7 +76,6 @@ class DataSection:
 
 
 METRICS = ("none", "exact_match", "accuracy")
-TASKS = ("sft", "classification")
 
 
 @dataclasses.dataclass
@@ -98,8 +97,9 @@ class EvalSection:
 @dataclasses.dataclass
 class Recipe:
     model: str = option("", "built-in alias, hub id, or local folder")
-    task: str = option("sft", "sft (a generative model, TRL's SFTTrainer) or classification (a "
-                              "sequence-classification head on (text, label) data, transformers' Trainer)")
+    task: str = option("sft", "sft (a generative model, TRL's SFTTrainer), classification (a "
+                              "sequence-classification head on (text, label) data, transformers' "
+                              "Trainer), or another registered task (adapters-sft ls)")
     strategy: Any = option({}, "strategy name and its options (see `adapters-sft show`)")
     data: DataSection = option(None, "where the data is and how to read it")
     training: dict = option({}, "keys passed to TRL's SFTConfig (classification: transformers' "
@@ -278,9 +278,9 @@ def _validate(raw: dict[str, Any], name: str, path: Path, where: Callable[[str],
     if not recipe.model:
         raise UserError(f"{where('model')}model: missing; give a built-in alias "
                         "(smollm2-135m-instruct), a hub id or a local folder")
-    if recipe.task not in TASKS:
-        raise UserError(f"{where('task')}task: must be sft or classification, got '{recipe.task}'"
-                        f"{did_you_mean(recipe.task, TASKS)}")
+    from .registry import get_task
+
+    get_task(recipe.task, f"{where('task')}task")
     if recipe.dtype not in ("auto", "float32", "bfloat16", "float16"):
         raise UserError(f"{where('dtype')}dtype: must be auto, float32, bfloat16 or float16, "
                         f"got '{recipe.dtype}'")

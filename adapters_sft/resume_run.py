@@ -108,7 +108,8 @@ def _resume_exclusive(out: Path, overrides: list[str] | None, force: bool,
                       echo: Callable[[str], Any]) -> RunResult:
     from . import checkpoints, rundir
     from .recipe import load_recipe
-    from .trainer import preflight, run_in
+    from .preflight import preflight
+    from .trainer import run_in
 
     work = rundir.partial_dir(out)
     if not work.is_dir():

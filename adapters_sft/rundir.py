@@ -123,6 +123,19 @@ def staging_dir(out: Path) -> Path:
     return tmp
 
 
+@contextmanager
+def staged(out: Path) -> Iterator[Path]:
+    """A fresh staging folder for `out`: committed into place when the block ends, removed
+    when it raises, so a result (merged model, export) appears whole or not at all."""
+    tmp = staging_dir(out)
+    try:
+        yield tmp
+        commit(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def commit(tmp: Path, out: Path) -> None:
     """Move the finished run into place; an old run (overwrite=true) goes only after."""
     old = out.parent / f".{out.name}.old"

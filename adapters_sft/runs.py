@@ -36,8 +36,9 @@ def open_run(run_dir: str | Path, verb: str = "") -> Opened:
     directory alone; no weights load. `verb` names a command that needs a generative run."""
     from transformers import AutoTokenizer
 
+    from .loading import build_strategy
     from .recipe import load_recipe
-    from .trainer import build_strategy
+    from .registry import get_task
 
     run = Path(run_dir)
     from .rundir import partial_dir
@@ -51,8 +52,8 @@ def open_run(run_dir: str | Path, verb: str = "") -> Opened:
         raise UserError(f"{run}: not a finished run: it holds no recipe.yaml; train it first, "
                         "or give a run directory")
     recipe = load_recipe(str(run / "recipe.yaml"))
-    if verb and recipe.task == "classification":
-        raise UserError(f"{run}: a classification run, and {verb} works on generative runs; "
+    if verb and not get_task(recipe.task).generative:
+        raise UserError(f"{run}: a {recipe.task} run, and {verb} works on generative runs; "
                         f"score it with 'adapters-sft eval {run}'")
     strategy = build_strategy(recipe)
     artifact = run / strategy.artifact
@@ -67,33 +68,14 @@ def open_run(run_dir: str | Path, verb: str = "") -> Opened:
 
 def load_run(run_dir: str | Path, verb: str = "") -> tuple[Any, Any, Any]:
     """(model, tokenizer, recipe) of a finished run; the model is in eval mode."""
-    from .models import load_model
-    from .trainer import model_load_kwargs
+    from .loading import model_load_kwargs
+    from .registry import get_task
 
     run = open_run(run_dir, verb)
     run.check_base()
-    kwargs = model_load_kwargs(run.recipe, run.strategy)
-    if run.recipe.task == "classification":
-        from .classify import load_classifier
-
-        base = load_classifier(run.recipe.model, kwargs, run_labels(run.path), run.tokenizer,
-                               run.recipe.trust_remote_code)
-    else:
-        base = load_model(run.recipe.model, kwargs, run.recipe.trust_remote_code)
+    base = get_task(run.recipe.task).load_run_model(run, model_load_kwargs(run.recipe, run.strategy))
     model = run.strategy.restore(base, run.artifact)
     return model.eval(), run.tokenizer, run.recipe
-
-
-def run_labels(run: Path) -> list[str]:
-    """The class names of a classification run, in class-id order."""
-    import json
-
-    path = run / "labels.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise UserError(f"{path}: missing or unreadable; the run did not finish saving, "
-                        "train it again") from None
 
 
 def load_model_or_run(ref: str, verb: str) -> tuple[Any, Any]:

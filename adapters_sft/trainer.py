@@ -1,18 +1,8 @@
-"""The shared trainer: Recipe + Strategy -> TRL SFTTrainer -> run directory.
+"""The shared trainer: Recipe + Strategy + Task -> the task's Trainer -> run directory.
 
-We build `SFTConfig` and `SFTTrainer` and hand them the model and, where the strategy has
-one, the `peft_config`; the training loop is TRL's. Everything the user can get wrong is
-checked before the model loads and before anything is written.
-
-Defaults we choose over TRL's (a recipe's `training:` keys override them):
-  gradient_checkpointing  off on CPU: it trades compute for memory, and small CPU runs are
-                          compute-bound (TRL turns it on everywhere)
-  bf16                    only on a CUDA GPU that supports it (TRL asks for it everywhere)
-  logging_steps           5, so short runs still log
-  save_strategy           no: resumable checkpoints follow the recipe's `checkpoint:` section
-                          (checkpoints.py: what trained, optimizer, RNG; every 10 minutes by
-                          default); training.save_strategy=steps also keeps them after the run
-  disable_tqdm            False: the progress bar stays on even when library logs are quiet
+The run's task (tasks/) builds its Trainer (TRL's SFTTrainer for `sft`) around the model the
+strategy prepared; the training loop is the Trainer's. Before anything loads or is written,
+preflight.py checks the recipe, data and strategy; training_args.py builds the config.
 """
 from __future__ import annotations
 
@@ -27,128 +17,17 @@ from .recipe import Recipe
 if TYPE_CHECKING:
     from .data import Splits
     from .data.tokenize import Prepared
-    from .strategies.base import Strategy
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def training_args(recipe: Recipe, output_dir: Path, has_eval: bool = False) -> Any:
-    """The Trainer's config from the recipe: TRL's `SFTConfig`, or for classification
-    transformers' `TrainingArguments`; unknown or mistyped `training.*` keys are UserErrors.
-    Our own keys (knobs.py) are taken out first and fill in the defaults they imply.
-    The loss masks (assistant-only, completion-only) are applied when data/tokenize.py runs
-    TRL's preparation before the model loads, so the trainer gets labels and both are off."""
-    from . import knobs, training_keys
-
-    sft = recipe.task == "sft"
-    if sft:
-        from trl import SFTConfig as config_cls
-    else:
-        from transformers import TrainingArguments as config_cls
-    ours, training = knobs.split(recipe)
-    training_keys.check(training, config_cls, knobs.KEYS, recipe.where)
-    training_keys.check_reporters(training, recipe.where)
-    training_keys.check_evaluation(training, has_eval, recipe.where)
-    import torch
-
-    cuda = _cuda()
-    values: dict[str, Any] = {
-        "gradient_checkpointing": cuda, "bf16": cuda and torch.cuda.is_bf16_supported(),
-        "logging_steps": 5, "save_strategy": "no",
-        "dataloader_pin_memory": cuda, "disable_tqdm": False,
-        **knobs.config_defaults(recipe, ours, has_eval), **training,
-        "output_dir": str(output_dir), "seed": recipe.seed,
-        "save_total_limit": None,  # checkpoints.rotate keeps checkpoint.keep, after marking
-        "restore_callback_states_from_checkpoint": True,  # early stopping's patience, on resume
-    }
-    if sft:
-        values.update(max_length=recipe.data.max_length, assistant_only_loss=False,
-                      completion_only_loss=False)
-    else:  # classifiers here are small, and checkpointing a partly frozen body needs care
-        values["gradient_checkpointing"] = training.get("gradient_checkpointing", False)
-    try:
-        return config_cls(**values)
-    except (ValueError, TypeError) as exc:
-        reason = str(exc).strip().splitlines()[0][:300]
-        keys = ", ".join(f"training.{k}" for k in recipe.training) or "its defaults"
-        raise UserError(f"{recipe.where('training')}training: {config_cls.__name__} refused the "
-                        f"settings ({keys}): {reason}") from None
-
-
-def load_data(recipe: Recipe) -> Splits:
-    from .data import load_splits
-
-    return load_splits(recipe)
-
-
-def prepare_data(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
-    """Tokenizer and tokenized splits; the pre-flight problems are a UserError. No weights load.
-    `args` is the run's SFTConfig (from `training_args`)."""
-    from .data.tokenize import prepare
-
-    check_task(recipe, splits.kind)
-    prepared = prepare(recipe, splits, args)
-    if prepared.report.fatal:
-        raise UserError("data: " + "; ".join(prepared.report.fatal)
-                        + "; run `adapters-sft check` on the recipe for the full report")
-    return prepared
-
-
-def check_task(recipe: Recipe, kind: str) -> None:
-    """Classification rows train a classifier, anything else a generative model."""
-    if (kind == "classification") == (recipe.task == "classification"):
-        return
-    if kind == "classification":
-        raise UserError(f"{recipe.where('data.train')}data.train: holds classification rows "
-                        "(text, label), which train a classification head; set task=classification, "
-                        "or use messages, prompt-completion or text data")
-    raise UserError(f"{recipe.where('task')}task: classification needs (text, label) rows, but "
-                    f"data.train holds {kind} data; give classification data or set task=sft")
-
-
-def build_strategy(recipe: Recipe) -> Strategy:
-    from .registry import get_strategy
-
-    return get_strategy(recipe.strategy.name)(recipe.strategy)
-
-
-def model_load_kwargs(recipe: Recipe, strategy: Any) -> dict[str, Any]:
-    import torch
-
-    from . import knobs
-
-    cuda = _cuda()
-    kwargs: dict[str, Any] = {}
-    if recipe.dtype != "auto":
-        kwargs["dtype"] = getattr(torch, recipe.dtype)
-    elif cuda:
-        kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    else:
-        kwargs["dtype"] = torch.float32
-    if cuda:
-        kwargs["device_map"] = {"": 0}
-    kwargs.update(strategy.load_options())
-    dropout = knobs.split(recipe)[0].dropout
-    if dropout is not None:
-        from .models import load_config
-
-        config = load_config(recipe.model, recipe.trust_remote_code)
-        kwargs.update(knobs.dropout_overrides(config, dropout))
-    return kwargs
 
 
 def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = None,
                   data: tuple[Splits, Prepared] | None = None) -> tuple[Any, Any, Splits]:
     """(trainer, strategy, splits) ready to train; nothing is written outside `work_dir`.
-    `data` is what `load_data` and `prepare_data` returned, when the caller has them.
-    Generative runs get TRL's SFTTrainer, classification runs transformers' Trainer."""
-    from transformers import set_seed
-
+    `data` is what preflight's `load_data` and `prepare_data` returned, when the caller has them."""
     from . import knobs
-    from .models import load_model
+    from .loading import build_strategy, model_load_kwargs
+    from .preflight import load_data, prepare_data
+    from .registry import get_task
+    from .training_args import training_args
 
     strategy = build_strategy(recipe)
     if data is None:
@@ -159,30 +38,8 @@ def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = 
     args = training_args(recipe, work_dir / "checkpoints", splits.eval is not None)
     ours = knobs.split(recipe)[0]
     callbacks = [*(callbacks or []), *knobs.callbacks(ours)]
-    tokenizer = prepared.tokenizer
-    load_kwargs = model_load_kwargs(recipe, strategy)
-    if recipe.task == "classification":
-        from .classify import build_trainer as classification_trainer, load_classifier
-
-        set_seed(recipe.seed)  # the new head is initialised as the model loads
-        model = load_classifier(recipe.model, load_kwargs, prepared.labels, tokenizer,
-                                recipe.trust_remote_code)
-        set_seed(recipe.seed)  # and any adapter in prepare()
-        trainer = classification_trainer(model, strategy, args, prepared, callbacks)
-    else:
-        from trl import SFTTrainer
-
-        from .durable import durable
-
-        if tokenizer.eos_token != args.eos_token and recipe.data.template not in ("auto", "none"):
-            # a named template's end-of-turn became the EOS; TRL puts it in the generation config too
-            args = dataclasses.replace(args, eos_token=tokenizer.eos_token)
-        model = load_model(recipe.model, load_kwargs, recipe.trust_remote_code)
-        set_seed(recipe.seed)  # adapters are initialised in prepare(), before SFTTrainer seeds
-        ready = strategy.prepare(model)
-        trainer = durable(SFTTrainer)(
-            model=ready.model, args=args, train_dataset=prepared.train, eval_dataset=prepared.eval,
-            processing_class=tokenizer, peft_config=ready.peft_config, callbacks=callbacks)
+    trainer = get_task(recipe.task).build_trainer(recipe, strategy, args, prepared, callbacks,
+                                                  model_load_kwargs(recipe, strategy))
     trainer.keep_checkpoints = recipe.checkpoint.keep
     strategy.after_trainer(trainer)
     knobs.install_optimizer(trainer, ours, strategy)
@@ -207,6 +64,7 @@ def train(recipe: Recipe, echo: Callable[[str], Any] = print) -> RunResult:
 
 def _train_exclusive(recipe: Recipe, out: Path, echo: Callable[[str], Any]) -> RunResult:
     from . import checkpoints, resume_run, rundir
+    from .preflight import preflight
 
     rundir.check_target(out, recipe.overwrite)
     found, _ = checkpoints.latest(rundir.partial_dir(out) / "checkpoints")
@@ -231,25 +89,6 @@ def saved_recipe(recipe: Recipe) -> dict[str, Any]:
     return portable_paths({**recipe.to_dict(), "output_dir": recipe.output_dir, "overwrite": False})
 
 
-def preflight(recipe: Recipe, echo: Callable[[str], Any]) -> tuple[Splits, Prepared]:
-    """Cheap checks first: strategy, data and training keys fail before any model loads."""
-    from .models import load_config
-
-    load_config(recipe.model, recipe.trust_remote_code)  # a bad alias, path or config.json
-    splits = load_data(recipe)
-    args = training_args(recipe, Path(recipe.output_dir) / "checkpoints", splits.eval is not None)
-    build_strategy(recipe).preflight()
-    check_eval(recipe, splits.kind)
-    prepared = prepare_data(recipe, splits, args)
-    for warning in prepared.report.warnings:
-        echo(f"warning: {warning}")
-    if str(recipe.training.get("optim", "")).startswith("paged_"):
-        echo(f"warning: training.optim={recipe.training['optim']}: bitsandbytes' paged optimizers "
-             "are reported to fail when their state is loaded on resume (not checked here: they "
-             "need a GPU); if this run may need resuming, prefer adamw_torch")
-    return splits, prepared
-
-
 def run_in(recipe: Recipe, work: Path, echo: Callable[[str], Any], data: tuple[Splits, Prepared],
            resume_from: Path | None = None) -> RunResult:
     """Train in the staging folder `work` (from a checkpoint, if given) and commit the run.
@@ -271,26 +110,10 @@ def run_in(recipe: Recipe, work: Path, echo: Callable[[str], Any], data: tuple[S
     return RunResult(out, scores, trainer)
 
 
-def check_eval(recipe: Recipe, fmt: str) -> None:
-    """Exact match needs held-out rows with a reference answer, accuracy labelled rows."""
-    metric = recipe.eval.metric
-    if metric == "none":
-        return
-    at = recipe.where("eval.metric")
-    if not recipe.data.eval and recipe.data.val_size is None:
-        raise UserError(f"{at}eval.metric: needs held-out data; set data.eval=PATH, data.val_size "
-                        "or eval.metric=none")
-    if metric == "exact_match" and fmt in ("text", "classification"):
-        raise UserError(f"{at}eval.metric: exact_match needs a reference answer, which {fmt} data "
-                        "has not; use messages or prompt-completion data, or eval.metric=none")
-    if metric == "accuracy" and fmt != "classification":
-        raise UserError(f"{at}eval.metric: accuracy scores a classifier on (text, label) rows, but "
-                        f"the data is {fmt}; use eval.metric=exact_match for generative data")
-
-
 def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
               data: tuple[Splits, Prepared], resume_from: Path | None) -> tuple[Any, dict[str, Any]]:
-    from . import checkpoints, durable, evaluate, rundir
+    from . import checkpoints, durable, rundir
+    from .registry import get_task
 
     out = Path(recipe.output_dir)
     metrics = rundir.MetricsWriter(work / "metrics.jsonl")
@@ -308,21 +131,12 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
     scores: dict[str, Any] = rundir.read_json(work / "eval.json") if resume_from and \
         (work / "eval.json").is_file() else {}
 
-    def score(label: str) -> None:
-        rows = eval_rows[: recipe.eval.limit]  # limit None keeps every row
-        if recipe.eval.metric == "accuracy":
-            from .classify import evaluate as classification_eval
+    task = get_task(recipe.task)
 
-            scores[label] = report = classification_eval(trainer.model, tokenizer, rows,
-                                                         recipe.data.max_length)
-            echo(f"held-out {label} training: accuracy {report['accuracy']:.1%}, macro F1 "
-                 f"{report['macro_f1']:.3f} ({report['total']} rows)")
-            return
-        result = evaluate.exact_match(trainer.model, tokenizer, rows, recipe.eval.max_new_tokens,
-                                      recipe.eval.batch_size)
-        scores[label] = result
-        echo(f"held-out exact match {label} training: {result['correct']}/{result['total']} "
-             f"= {result['exact_match']:.1%}")
+    def score(when: str) -> None:
+        rows = eval_rows[: recipe.eval.limit]  # limit None keeps every row
+        scores[when], line = task.score(trainer.model, tokenizer, rows, recipe, when)
+        echo(line)
 
     if recipe.eval.metric != "none" and recipe.eval.before_training and "before" not in scores:
         score("before")
@@ -345,14 +159,9 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
     if recipe.eval.metric != "none":
         score("after")
         rundir.write_json(work / "eval.json", scores)
-    if recipe.eval.metric == "accuracy":
-        from .metrics import draw_confusion
-
-        draw_confusion(scores["after"], work / "confusion.png")
+    task.after_training(work, scores, data[1])
     strategy.save(trainer.model, work / strategy.artifact)
     tokenizer.save_pretrained(work / "tokenizer")
-    if data[1].labels is not None:  # the classes, in id order, for loading the run back
-        rundir.write_json(work / "labels.json", [str(x) for x in data[1].labels])
     rundir.write_recipe(work / "recipe.yaml", saved_recipe(recipe), out / "recipe.yaml")
     if recipe.training.get("save_strategy", "no") == "no":  # crash insurance, or made for the best
         shutil.rmtree(work / "checkpoints", ignore_errors=True)  # model: the run is complete now

@@ -121,7 +121,7 @@ def test_the_range_table_names_only_real_keys():
 
 @pytest.mark.parametrize("task,key,hint", TRAINING_KEYS, ids=[f"{t}:{k}" for t, k, _ in TRAINING_KEYS])
 def test_training_key_out_of_range_is_refused_before_loading(task, key, hint, tmp_path):
-    from adapters_sft.trainer import training_args
+    from adapters_sft.training_args import training_args
     from adapters_sft.training_keys import DEFAULT, RANGES
 
     integer = _is_int(hint)

@@ -44,8 +44,8 @@ PLUGIN = textwrap.dedent('''
 
 @pytest.fixture
 def fresh_registry(monkeypatch):
-    monkeypatch.setattr(registry, "_registry", {})
-    monkeypatch.setattr(registry, "_loaded", False)
+    monkeypatch.setattr(registry._strategies, "classes", {})
+    monkeypatch.setattr(registry._strategies, "loaded", False)
 
 
 @pytest.fixture

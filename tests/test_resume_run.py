@@ -132,7 +132,7 @@ def test_differences_name_versions_device_and_processes():
     ("training.save_strategy=best", "use steps or epoch"),
     ("training.save_total_limit=3", "set by the recipe's 'checkpoint.keep' key instead")])
 def test_settings_that_break_resume_are_refused(override, words, tiny_recipe, tmp_path):
-    from adapters_sft.trainer import training_args
+    from adapters_sft.training_args import training_args
 
     with pytest.raises(UserError, match=f"command line: training.{override.split('=')[0][9:]}: .*{words}"):
         training_args(tiny_recipe("lora", override), tmp_path)

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.tokenize import prepare
     from ..errors import UserError
     from ..recipe import load_recipe
-    from ..trainer import training_args
+    from ..training_args import training_args
 
     recipe = load_recipe(args.recipe, args.overrides)
     splits = load_splits(recipe)

@@ -29,12 +29,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..eval_run import evaluate_run, summary
+    from ..registry import get_task
     from .train import quiet_libraries
 
     quiet_libraries()
     result = evaluate_run(args.run_dir, args.data, args.limit, args.metric, args.batch_size,
                           args.max_new_tokens)
     print(summary(result))
-    saved = "eval.json and confusion.png" if result.task == "classification" else "eval.json"
-    print(f"adapters-sft: {saved} saved in {result.out}")
+    print(f"adapters-sft: {get_task(result.task).eval_files} saved in {result.out}")
     return 0

@@ -1,15 +1,15 @@
-"""`adapters-sft ls`: shipped recipes, registered strategies and built-in model aliases."""
+"""`adapters-sft ls`: shipped recipes, registered strategies and tasks, built-in model aliases."""
 from __future__ import annotations
 
 import argparse
 
 from ..models import builtin_aliases
 from ..recipe import recipe_names, recipes_root
-from ..registry import get_strategy, strategy_names
+from ..registry import get_strategy, get_task, strategy_names, task_names
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ls", help="list recipes, strategies and model aliases")
+    p = sub.add_parser("ls", help="list recipes, strategies, tasks and model aliases")
     p.set_defaults(run=run)
 
 
@@ -29,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
     print("\nStrategies:")
     for name in strategy_names():
         print(f"  {name:<{width}}{get_strategy(name).summary}")
+    print("\nTasks (recipe key task:):")
+    for name in task_names():
+        print(f"  {name:<{width}}{get_task(name).summary}")
     print("\nModel aliases:")
     for alias, what in builtin_aliases().items():
         print(f"  {alias:<{width}}{what}")

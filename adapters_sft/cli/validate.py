@@ -18,7 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..recipe import load_recipe
-    from ..trainer import check_eval, load_data, training_args
+    from ..preflight import check_eval, load_data
+    from ..training_args import training_args
 
     recipe = load_recipe(args.recipe, args.overrides)
     has_eval = True  # without reading data, assume the held-out split the recipe names

@@ -41,18 +41,13 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, outtype: str = "f
 
 def export_peft(run_dir: str | Path, out: Path, overwrite: bool,
                 echo: Callable[[str], Any]) -> dict[str, Any]:
-    from ..rundir import commit, staging_dir
+    from ..rundir import staged
 
     run = open_run(run_dir, "export")
     check_out(out, overwrite, run.path)
-    tmp = staging_dir(out)
-    try:
+    with staged(out) as tmp:
         run.strategy.export_peft(run.artifact, tmp)
         run.tokenizer.save_pretrained(tmp)
-        commit(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     echo(f"PEFT adapter written to {out}; load it with PeftModel.from_pretrained(base, '{out}') "
          f"on base '{run.recipe.model}'")
     return {"format": "peft", "out": str(out)}
@@ -61,7 +56,7 @@ def export_peft(run_dir: str | Path, out: Path, overwrite: bool,
 def export_gguf(run_dir: str | Path, out: Path, outtype: str, overwrite: bool,
                 echo: Callable[[str], Any]) -> dict[str, Any]:
     from ..models import load_config
-    from ..rundir import commit, staging_dir, write_json
+    from ..rundir import staged, write_json
     from . import llamacpp
     from .gguf_file import OUTTYPES, check_exportable, write_gguf
     from .ollama import modelfile
@@ -76,8 +71,7 @@ def export_gguf(run_dir: str | Path, out: Path, outtype: str, overwrite: bool,
     run.check_base()
     # Refuse what the writer cannot express before spending a merge on it.
     check_exportable(load_config(run.recipe.model, run.recipe.trust_remote_code), run.tokenizer)
-    tmp = staging_dir(out)
-    try:
+    with staged(out) as tmp:
         merged = merge_run(run.path, tmp / "merged", "float32", echo=echo, keep_model=True)
         written = "f16" if outtype in llamacpp.KQUANTS else outtype  # k-quants start from f16
         name = f"{run.path.name}.{written}.gguf"
@@ -94,10 +88,6 @@ def export_gguf(run_dir: str | Path, out: Path, outtype: str, overwrite: bool,
         if report["failed"]:
             raise CheckFailed(f"the GGUF did not round-trip: {report['failed']}; nothing was "
                               f"written to {out}")
-        commit(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     echo(f"GGUF written to {out / name}, with an Ollama Modelfile beside it")
     return report
 

@@ -14,7 +14,6 @@ and the adapter on the original full-precision base, each against the merged mod
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -85,8 +84,8 @@ def merge_run(run_dir: str | Path, out: str | Path, dtype: str = "auto", overwri
 
     from ..evaluate import stop_ids
     from ..models import load_model
-    from ..rundir import commit, staging_dir, write_json
-    from ..trainer import model_load_kwargs
+    from ..rundir import staged, write_json
+    from ..loading import model_load_kwargs
 
     run, out = open_run(run_dir, "merge"), Path(out)
     run.strategy.check_mergeable()
@@ -109,8 +108,7 @@ def merge_run(run_dir: str | Path, out: str | Path, dtype: str = "auto", overwri
     merged = run.strategy.merge(model).to(getattr(torch, dtype))
     merged.generation_config.eos_token_id = stop_ids(merged, run.tokenizer)
     merged.generation_config.pad_token_id = run.tokenizer.pad_token_id
-    tmp = staging_dir(out)
-    try:
+    with staged(out) as tmp:
         merged.save_pretrained(tmp, max_shard_size="2GB")
         run.tokenizer.save_pretrained(tmp)
         del model, merged
@@ -127,10 +125,6 @@ def merge_run(run_dir: str | Path, out: str | Path, dtype: str = "auto", overwri
             raise CheckFailed(f"merge drifted beyond the {dtype} tolerance (mean |Δlogit| <= {mean}, "
                               f"agreement >= {agree:.0%}): {result.drift.line('drift')}; "
                               f"nothing was written to {out}")
-        commit(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     if keep_model:  # an export compares its own output with these, without recomputing
         result.model, result.probes, result.logits = reloaded, rows, after
     echo(f"merged model written to {out}")

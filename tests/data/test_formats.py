@@ -10,7 +10,7 @@ import pytest
 from adapters_sft.data import load_splits
 from adapters_sft.data.formats import RowProblem, normalise
 from adapters_sft.data.tokenize import prepare
-from adapters_sft.trainer import training_args
+from adapters_sft.training_args import training_args
 
 from .corpus import PAIRS, write_all
 

@@ -1,0 +1,72 @@
+"""Pre-flight checks: everything a user can get wrong in a recipe, its data or its strategy is
+found here, cheaply, before any model loads and before anything is written; each problem is
+one UserError naming the key or file:line and the fix."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from .errors import UserError
+
+if TYPE_CHECKING:
+    from .data import Splits
+    from .data.tokenize import Prepared
+    from .recipe import Recipe
+
+
+def load_data(recipe: Recipe) -> Splits:
+    from .data import load_splits
+
+    return load_splits(recipe)
+
+
+def prepare_data(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
+    """Tokenizer and tokenized splits; the pre-flight problems are a UserError. No weights load.
+    `args` is the run's Trainer config (training_args.py)."""
+    from .data.tokenize import prepare
+    from .registry import get_task
+
+    get_task(recipe.task).check_data(recipe, splits.kind)
+    prepared = prepare(recipe, splits, args)
+    if prepared.report.fatal:
+        raise UserError("data: " + "; ".join(prepared.report.fatal)
+                        + "; run `adapters-sft check` on the recipe for the full report")
+    return prepared
+
+
+def check_eval(recipe: Recipe, fmt: str) -> None:
+    """Exact match needs held-out rows with a reference answer, accuracy labelled rows."""
+    metric = recipe.eval.metric
+    if metric == "none":
+        return
+    at = recipe.where("eval.metric")
+    if not recipe.data.eval and recipe.data.val_size is None:
+        raise UserError(f"{at}eval.metric: needs held-out data; set data.eval=PATH, data.val_size "
+                        "or eval.metric=none")
+    if metric == "exact_match" and fmt in ("text", "classification"):
+        raise UserError(f"{at}eval.metric: exact_match needs a reference answer, which {fmt} data "
+                        "has not; use messages or prompt-completion data, or eval.metric=none")
+    if metric == "accuracy" and fmt != "classification":
+        raise UserError(f"{at}eval.metric: accuracy scores a classifier on (text, label) rows, but "
+                        f"the data is {fmt}; use eval.metric=exact_match for generative data")
+
+
+def preflight(recipe: Recipe, echo: Callable[[str], Any]) -> tuple[Splits, Prepared]:
+    """Cheap checks first: strategy, data and training keys fail before any model loads."""
+    from .loading import build_strategy
+    from .models import load_config
+    from .training_args import training_args
+
+    load_config(recipe.model, recipe.trust_remote_code)  # a bad alias, path or config.json
+    splits = load_data(recipe)
+    args = training_args(recipe, Path(recipe.output_dir) / "checkpoints", splits.eval is not None)
+    build_strategy(recipe).preflight()
+    check_eval(recipe, splits.kind)
+    prepared = prepare_data(recipe, splits, args)
+    for warning in prepared.report.warnings:
+        echo(f"warning: {warning}")
+    if str(recipe.training.get("optim", "")).startswith("paged_"):
+        echo(f"warning: training.optim={recipe.training['optim']}: bitsandbytes' paged optimizers "
+             "are reported to fail when their state is loaded on resume (not checked here: they "
+             "need a GPU); if this run may need resuming, prefer adamw_torch")
+    return splits, prepared

@@ -1,0 +1,71 @@
+"""The task interface: one class per task, holding everything that differs between tasks.
+
+The trainer, the run readers and the verbs ask the run's task (`registry.get_task(recipe.task)`)
+instead of branching on its name, so a new task is one module plus one entry point (group
+`adapters_sft.tasks`), like a strategy. A task says which data it trains on, which Trainer
+config and model class it uses, how its trainer is built, how a run is scored during training
+and by `adapters-sft eval`, and what its summary says. Tasks hold no state.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+from ..errors import UserError
+
+
+class Task:
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    # the data kinds it trains on (data/formats.kind_of: messages, prompt-completion, text, ...)
+    data_kinds: ClassVar[tuple[str, ...]] = ()
+    # a causal LM comes out of it: generate, chat, merge and export apply to its runs
+    generative: ClassVar[bool] = True
+    # what training.load_best_model_at_end (and early stopping) compares
+    best_metric: ClassVar[str] = "loss"
+    # evaluate once an epoch by default when there is held-out data
+    eval_every_epoch: ClassVar[bool] = False
+    # what `adapters-sft eval` writes into RUN/eval/NAME/
+    eval_files: ClassVar[str] = "eval.json"
+
+    def check_data(self, recipe: Any, kind: str) -> None:
+        """A UserError unless the training data is of a kind this task trains on."""
+        if kind not in self.data_kinds:
+            raise UserError(f"{recipe.where('data.train')}data.train: holds {kind} data, which task "
+                            f"'{self.name}' does not train on (it takes {', '.join(self.data_kinds)})")
+
+    def config_class(self) -> type:
+        """The Trainer's config class (TRL's SFTConfig, transformers' TrainingArguments, ...)."""
+        raise NotImplementedError
+
+    def config_values(self, recipe: Any, training: dict[str, Any]) -> dict[str, Any]:
+        """Values this task sets in that config over the shared defaults and the user's keys."""
+        return {}
+
+    def build_trainer(self, recipe: Any, strategy: Any, args: Any, prepared: Any,
+                      callbacks: list[Any], load_kwargs: dict[str, Any]) -> Any:
+        """Load the model, let the strategy prepare it, and wrap both in this task's Trainer."""
+        raise NotImplementedError
+
+    def load_run_model(self, run: Any, load_kwargs: dict[str, Any]) -> Any:
+        """The base model a finished run (runs.Opened) restores its artifact onto."""
+        raise NotImplementedError
+
+    def score(self, model: Any, tokenizer: Any, rows: list[dict[str, Any]], recipe: Any,
+              when: str) -> tuple[dict[str, Any], str]:
+        """The held-out score taken `when` ("before" or "after") training, and the line saying it."""
+        raise NotImplementedError
+
+    def after_training(self, work: Path, scores: dict[str, Any], prepared: Any) -> None:
+        """Files this task adds to the run directory once training is done."""
+
+    def evaluate(self, model: Any, tokenizer: Any, recipe: Any, rows: list[dict[str, Any]], kind: str,
+                 where: Callable[[int], str], out: Path, title: str, metric: str, batch_size: int,
+                 max_new_tokens: int) -> dict[str, Any]:
+        """`adapters-sft eval`: score `rows` (of data kind `kind`; `where(i)` names row i in
+        errors) and write the report into `out`, titled `title`."""
+        raise NotImplementedError
+
+    def summarise(self, report: dict[str, Any], rows: int) -> str:
+        """What `adapters-sft eval` prints for `report`."""
+        raise NotImplementedError

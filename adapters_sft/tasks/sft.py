@@ -1,0 +1,99 @@
+"""`task: sft` (the default): a generative model trained by TRL's SFTTrainer on messages,
+prompt-completion or plain text; scored by exact match of greedy answers during training, and
+by loss, perplexity and exact match (or a user metric) in `adapters-sft eval`."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import UserError
+from .base import Task
+
+
+class SftTask(Task):
+    name = "sft"
+    summary = "a generative model (TRL's SFTTrainer) on messages, prompt-completion or text data"
+    data_kinds = ("messages", "prompt-completion", "text")
+
+    def check_data(self, recipe: Any, kind: str) -> None:
+        if kind == "classification":
+            raise UserError(f"{recipe.where('data.train')}data.train: holds classification rows "
+                            "(text, label), which train a classification head; set task=classification, "
+                            "or use messages, prompt-completion or text data")
+        super().check_data(recipe, kind)
+
+    def config_class(self) -> type:
+        from trl import SFTConfig
+
+        return SFTConfig
+
+    def config_values(self, recipe: Any, training: dict[str, Any]) -> dict[str, Any]:
+        # the loss masks were applied when data/tokenize.py ran TRL's preparation
+        return {"max_length": recipe.data.max_length, "assistant_only_loss": False,
+                "completion_only_loss": False}
+
+    def build_trainer(self, recipe: Any, strategy: Any, args: Any, prepared: Any,
+                      callbacks: list[Any], load_kwargs: dict[str, Any]) -> Any:
+        from transformers import set_seed
+        from trl import SFTTrainer
+
+        from ..durable import durable
+        from ..models import load_model
+
+        tokenizer = prepared.tokenizer
+        if tokenizer.eos_token != args.eos_token and recipe.data.template not in ("auto", "none"):
+            # a named template's end-of-turn became the EOS; TRL puts it in the generation config too
+            args = dataclasses.replace(args, eos_token=tokenizer.eos_token)
+        model = load_model(recipe.model, load_kwargs, recipe.trust_remote_code)
+        set_seed(recipe.seed)  # adapters are initialised in prepare(), before SFTTrainer seeds
+        ready = strategy.prepare(model)
+        return durable(SFTTrainer)(
+            model=ready.model, args=args, train_dataset=prepared.train, eval_dataset=prepared.eval,
+            processing_class=tokenizer, peft_config=ready.peft_config, callbacks=callbacks)
+
+    def load_run_model(self, run: Any, load_kwargs: dict[str, Any]) -> Any:
+        from ..models import load_model
+
+        return load_model(run.recipe.model, load_kwargs, run.recipe.trust_remote_code)
+
+    def score(self, model: Any, tokenizer: Any, rows: list[dict[str, Any]], recipe: Any,
+              when: str) -> tuple[dict[str, Any], str]:
+        from ..evaluate import exact_match
+
+        result = exact_match(model, tokenizer, rows, recipe.eval.max_new_tokens, recipe.eval.batch_size)
+        return result, (f"held-out exact match {when} training: {result['correct']}/{result['total']} "
+                        f"= {result['exact_match']:.1%}")
+
+    def evaluate(self, model: Any, tokenizer: Any, recipe: Any, rows: list[dict[str, Any]], kind: str,
+                 where: Callable[[int], str], out: Path, title: str, metric: str, batch_size: int,
+                 max_new_tokens: int) -> dict[str, Any]:
+        """Loss and perplexity, then greedy answers scored where rows have a reference."""
+        from .. import evaluate
+        from ..data.tokenize import as_chat, conversational, tokenize
+        from ..rundir import write_json
+        from ..training_args import training_args
+
+        if kind == "classification":
+            raise UserError("--data: (text, label) rows score a classifier; this run is generative")
+        chat = conversational(kind, rows, tokenizer, recipe.data.template)
+        rows = as_chat(rows) if chat else rows
+        args = training_args(recipe, Path(recipe.output_dir) / "checkpoints", has_eval=True)
+        dataset = tokenize(rows, kind, tokenizer, args, recipe.data.train_on_prompt)
+        report: dict[str, Any] = evaluate.lm_loss(model, dataset, tokenizer.pad_token_id, batch_size)
+        if kind != "text":
+            report["answers"] = evaluate.exact_match(model, tokenizer, rows, max_new_tokens, batch_size,
+                                                     metric)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "eval.json", report)
+        return report
+
+    def summarise(self, report: dict[str, Any], rows: int) -> str:
+        lines = [f"loss {report['loss']:.4f}   perplexity {report['perplexity']:.3f}   "
+                 f"({report['tokens']} target tokens in {rows} rows)"]
+        answers = report.get("answers")
+        if answers and "exact_match" in answers:
+            lines.append(f"exact match {answers['correct']}/{answers['total']} = {answers['exact_match']:.1%}")
+        elif answers:
+            lines.append(f"{answers['metric']} {answers['score']:.4f} (mean over {answers['total']} rows)")
+        return "\n".join(lines)

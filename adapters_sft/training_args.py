@@ -1,0 +1,58 @@
+"""The Trainer's config for a recipe: the run's task names the class (TRL's SFTConfig for
+`sft`, transformers' TrainingArguments for `classification`), our defaults fill it, the user's
+`training:` keys override them. Unknown or mistyped keys are UserErrors naming file:line.
+
+Defaults we choose over TRL's (a recipe's `training:` keys override them):
+  gradient_checkpointing  off on CPU: it trades compute for memory, and small CPU runs are
+                          compute-bound (TRL turns it on everywhere)
+  bf16                    only on a CUDA GPU that supports it (TRL asks for it everywhere)
+  logging_steps           5, so short runs still log
+  save_strategy           no: resumable checkpoints follow the recipe's `checkpoint:` section
+                          (checkpoints.py: what trained, optimizer, RNG; every 10 minutes by
+                          default); training.save_strategy=steps also keeps them after the run
+  disable_tqdm            False: the progress bar stays on even when library logs are quiet
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import UserError
+
+if TYPE_CHECKING:
+    from .recipe import Recipe
+
+
+def training_args(recipe: Recipe, output_dir: Path, has_eval: bool = False) -> Any:
+    """The Trainer's config from the recipe. Our own keys (knobs.py) are taken out first and
+    fill in the defaults they imply; the task adds its own values last."""
+    import torch
+
+    from . import knobs, training_keys
+    from .loading import cuda
+    from .registry import get_task
+
+    task = get_task(recipe.task)
+    config_cls = task.config_class()
+    ours, training = knobs.split(recipe)
+    training_keys.check(training, config_cls, knobs.KEYS, recipe.where)
+    training_keys.check_reporters(training, recipe.where)
+    training_keys.check_evaluation(training, has_eval, recipe.where)
+    on_gpu = cuda()
+    values: dict[str, Any] = {
+        "gradient_checkpointing": on_gpu, "bf16": on_gpu and torch.cuda.is_bf16_supported(),
+        "logging_steps": 5, "save_strategy": "no",
+        "dataloader_pin_memory": on_gpu, "disable_tqdm": False,
+        **knobs.config_defaults(recipe, ours, has_eval), **training,
+        "output_dir": str(output_dir), "seed": recipe.seed,
+        "save_total_limit": None,  # checkpoints.rotate keeps checkpoint.keep, after marking
+        "restore_callback_states_from_checkpoint": True,  # early stopping's patience, on resume
+        **task.config_values(recipe, training),
+    }
+    try:
+        return config_cls(**values)
+    except (ValueError, TypeError) as exc:
+        reason = str(exc).strip().splitlines()[0][:300]
+        keys = ", ".join(f"training.{k}" for k in recipe.training) or "its defaults"
+        raise UserError(f"{recipe.where('training')}training: {config_cls.__name__} refused the "
+                        f"settings ({keys}): {reason}") from None
