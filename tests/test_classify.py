@@ -18,6 +18,7 @@ CASES = {
     "head-only": ({}, r"^classifier\.", r"^classifier\.weight$"),
     "lora": ({"r": 4, "alpha": 8, "dropout": 0.0}, r"lora_[AB]|classifier\.modules_to_save",
              r"classifier\.modules_to_save\.default\.weight"),
+    "ia3": ({}, r"ia3_l|classifier\.modules_to_save", r"classifier\.modules_to_save\.default\.weight"),
     "full": ({}, r".", r"bert\.embeddings\."),
     "freeze": ({"trainable_layers": 1}, r"^(bert\.encoder\.layer\.2\.|bert\.pooler\.|classifier\.)",
                r"^bert\.encoder\.layer\.2\."),

@@ -22,7 +22,8 @@ shared trainer calls in order:
 (layers.is_classifier tells them apart; layers.task_head finds the head of either).
 
 A third-party strategy subclasses `Strategy` in its own package and declares it under the
-`adapters_sft.strategies` entry-point group; nothing in core changes.
+`adapters_sft.strategies` entry-point group; nothing in core changes. One built on a PEFT
+method subclasses peft_method.PeftStrategy and only builds its PEFT config (ia3.py).
 """
 from __future__ import annotations
 

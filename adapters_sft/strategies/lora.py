@@ -12,6 +12,7 @@ groups, optim.py), initialisations (init: gaussian, orthogonal, pissa, pissa_nit
 and modules_to_save (fully trained extra modules, e.g. a head or embeddings). PiSSA and OLoRA
 move the principal part of each base weight into the adapter, so the adapter is saved
 converted (PEFT's path_initial_model_for_weight_conversion) to apply to the untouched base.
+Saving, loading, merging and the PEFT export are peft_method.PeftStrategy's.
 """
 from __future__ import annotations
 
@@ -20,10 +21,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError, did_you_mean, first_line
-from ..layers import is_classifier
+from ..errors import UserError
 from ..typed import Range, option
-from .base import Options, Prepared, Strategy
+from .base import Options
+from .peft_method import PeftStrategy, task_type
 
 
 @dataclasses.dataclass
@@ -61,7 +62,7 @@ class LoraOptions(Options):
 INITS = ("default", "gaussian", "orthogonal", "pissa", "olora")
 
 
-class LoraStrategy(Strategy):
+class LoraStrategy(PeftStrategy):
     name = "lora"
     Options = LoraOptions
     summary = "PEFT LoRA adapters on the linear layers; saves a PEFT adapter"
@@ -76,11 +77,7 @@ class LoraStrategy(Strategy):
                           target_modules=o.target_modules, use_dora=o.use_dora,
                           use_rslora=o.use_rslora, modules_to_save=o.modules_to_save or None,
                           init_lora_weights=True if o.init == "default" else o.init,
-                          task_type="SEQ_CLS" if model is not None and is_classifier(model) else "CAUSAL_LM")
-
-    def prepare(self, model: Any) -> Prepared:
-        check_module_names(model, self.opts)
-        return Prepared(model, self.peft_config(model))
+                          task_type=task_type(model))
 
     def after_trainer(self, trainer: Any) -> None:
         if self.opts.rewrites_base:  # keep the initial adapter, to save the trained one converted
@@ -99,7 +96,7 @@ class LoraStrategy(Strategy):
 
     def save(self, model: Any, out: Path) -> None:
         if self._init_dir is None:
-            model.save_pretrained(out, safe_serialization=True)
+            super().save(model, out)
             return
         import shutil
 
@@ -108,63 +105,3 @@ class LoraStrategy(Strategy):
                                   path_initial_model_for_weight_conversion=str(self._init_dir))
         finally:
             shutil.rmtree(self._init_dir, ignore_errors=True)
-
-    def load_trained(self, base: Any, out: Path) -> Any:
-        return load_adapter(base, out)
-
-    def merge(self, model: Any) -> Any:
-        return model.merge_and_unload()
-
-    def export_peft(self, artifact: Path, out: Path) -> None:
-        import shutil
-
-        load_adapter_files(artifact)
-        shutil.copytree(artifact, out, dirs_exist_ok=True)
-
-
-def check_module_names(model: Any, opts: LoraOptions) -> None:
-    """Every module the options name exists in the model: PEFT raises deep in SFTTrainer for
-    an unmatched target, and silently trains without an unmatched modules_to_save. Names
-    match as PEFT matches them: a list entry is a name suffix, a string a full regex."""
-    names = [name for name, _ in model.named_modules()]
-    leaves = sorted({name.rsplit(".", 1)[-1] for name in names if name})
-    linear = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules()
-                     if type(m).__name__ == "Linear" and name})
-    targets = opts.target_modules
-    if isinstance(targets, str) and targets != "all-linear":
-        if not any(re.fullmatch(targets, name) for name in names):
-            raise UserError(f"strategy.target_modules: the regex '{targets}' matches no module name "
-                            f"of the model; name modules in a list, e.g. [{', '.join(linear[:2])}]")
-    wanted = [("target_modules", t) for t in (targets if isinstance(targets, list) else [])]
-    for key, name in [*wanted, *(("modules_to_save", m) for m in opts.modules_to_save)]:
-        if not any(n == name or n.endswith("." + name) for n in names):
-            raise UserError(f"strategy.{key}: '{name}' matches no module of the model"
-                            f"{did_you_mean(name, leaves)}; its linear layers: {', '.join(linear)}")
-
-
-def load_adapter(base: Any, out: Path) -> Any:
-    """`PeftModel.from_pretrained`, with its failures said in one line: a missing or corrupt
-    adapter file, or a base model whose shapes no longer match the adapter."""
-    from peft import PeftModel
-
-    weights = load_adapter_files(out)
-    try:
-        return PeftModel.from_pretrained(base, out)
-    except RuntimeError as exc:  # torch: size mismatch while loading the state dict
-        shape = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln), "")
-        raise UserError(f"{weights}: does not fit the base model ({shape or first_line(exc)}); "
-                        "was the run trained on another model, or has the base changed?") from None
-    except Exception as exc:  # safetensors: a truncated or corrupt file
-        if "safetensor" in type(exc).__module__.lower() or "header" in str(exc).lower():
-            raise UserError(f"{weights}: unreadable ({first_line(exc)}); the file is damaged, "
-                            "train the run again or restore it") from None
-        raise
-
-
-def load_adapter_files(out: Path) -> Path:
-    """The adapter's weights file, after checking both PEFT files are there."""
-    weights = out / "adapter_model.safetensors"
-    if not (out / "adapter_config.json").is_file() or not weights.is_file():
-        missing = "adapter_config.json" if not (out / "adapter_config.json").is_file() else weights.name
-        raise UserError(f"{out}: no {missing}; the run did not finish saving, train it again")
-    return weights

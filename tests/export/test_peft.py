@@ -7,13 +7,14 @@ import torch
 from adapters_sft.cli.main import main
 
 
-def test_peft_export_loads_in_plain_peft_with_the_runs_logits(bpe_models, train_run, tmp_path):
+@pytest.mark.parametrize("strategy", ["lora", "ia3"])
+def test_peft_export_loads_in_plain_peft_with_the_runs_logits(strategy, bpe_models, train_run, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from adapters_sft import load_run
 
-    run = train_run(bpe_models["llama"], "lora")
+    run = train_run(bpe_models["llama"], strategy)
     out = tmp_path / "peft"
     assert main(["export", str(run), "--format", "peft", "--out", str(out)]) == 0
     base = AutoModelForCausalLM.from_pretrained(bpe_models["llama"])

@@ -19,6 +19,8 @@ CASES = {
     "freeze": ({"trainable_layers": 1}, r"^(model\.layers\.1\.|model\.norm\.|lm_head\.)", 11),
     "lora": ({"r": 4, "alpha": 8, "dropout": 0.0}, r"\.lora_[AB]\.", 2 * 7 * 2),
     "qlora": ({"r": 4, "alpha": 8, "dropout": 0.0, "bits": 4}, r"\.lora_[AB]\.", 2 * 7 * 2),
+    # (IA)^3 vectors on k_proj, v_proj and down_proj (PEFT's Llama default) in 2 blocks
+    "ia3": ({}, r"\.ia3_l\.", 3 * 2),
     "adapter": ({"kind": "houlsby", "reduction_factor": 4}, r"\.adapter\.(down|up)\.", 2 * 2 * 4),
 }
 
