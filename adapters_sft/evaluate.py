@@ -19,9 +19,10 @@ def split_prompt_answer(row: dict[str, Any]) -> tuple[Any, str]:
         msgs = row["messages"]
         last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
         return msgs[:last], msgs[last]["content"]
-    if isinstance(row["completion"], list):  # conversational prompt-completion
-        return row["prompt"], row["completion"][-1]["content"]
-    return row["prompt"], row["completion"]
+    answer = row["completion"] if "completion" in row else row["chosen"]  # a preference pair: the chosen
+    if isinstance(answer, list):  # conversational prompt-completion (or pair)
+        return row["prompt"], answer[-1]["content"]
+    return row["prompt"], answer
 
 
 def generate(model: Any, tokenizer: Any, prompts: list[Any], max_new_tokens: int,

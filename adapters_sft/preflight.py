@@ -23,11 +23,11 @@ def load_data(recipe: Recipe) -> Splits:
 def prepare_data(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
     """Tokenizer and tokenized splits; the pre-flight problems are a UserError. No weights load.
     `args` is the run's Trainer config (training_args.py)."""
-    from .data.tokenize import prepare
     from .registry import get_task
 
-    get_task(recipe.task).check_data(recipe, splits.kind)
-    prepared = prepare(recipe, splits, args)
+    task = get_task(recipe.task)
+    task.check_data(recipe, splits.kind)
+    prepared = task.prepare(recipe, splits, args)
     if prepared.report.fatal:
         raise UserError("data: " + "; ".join(prepared.report.fatal)
                         + "; run `adapters-sft check` on the recipe for the full report")
@@ -43,6 +43,12 @@ def check_eval(recipe: Recipe, fmt: str) -> None:
     if not recipe.data.eval and recipe.data.val_size is None:
         raise UserError(f"{at}eval.metric: needs held-out data; set data.eval=PATH, data.val_size "
                         "or eval.metric=none")
+    if metric == "preference" and fmt != "preference":
+        raise UserError(f"{at}eval.metric: preference scores (prompt, chosen, rejected) pairs, but "
+                        f"the data is {fmt}; use exact_match, accuracy or none")
+    if metric in ("exact_match", "accuracy") and fmt == "preference":
+        raise UserError(f"{at}eval.metric: {metric} does not score preference pairs; use "
+                        "eval.metric=preference (reward accuracy and margin) or none")
     if metric == "exact_match" and fmt in ("text", "classification"):
         raise UserError(f"{at}eval.metric: exact_match needs a reference answer, which {fmt} data "
                         "has not; use messages or prompt-completion data, or eval.metric=none")

@@ -75,14 +75,15 @@ class DataSection:
                 raise UserError(f"data.columns: map column names to names, got {theirs!r}: {ours!r}")
 
 
-METRICS = ("none", "exact_match", "accuracy")
+METRICS = ("none", "exact_match", "accuracy", "preference")
 
 
 @dataclasses.dataclass
 class EvalSection:
     metric: str = option("none", "held-out score after training: none; exact_match (generation: "
                                  "greedy answer equals the reference); accuracy (classification: "
-                                 "accuracy, macro and per-class precision/recall/F1, confusion matrix)")
+                                 "accuracy, macro and per-class precision/recall/F1, confusion matrix); preference "
+                                 "(task dpo: reward accuracy, reward margin and DPO loss on held-out pairs)")
     before_training: bool = option(False, "also score the untrained model, for a before/after")
     max_new_tokens: int = option(32, "generation budget per held-out prompt", Range(1))
     batch_size: int = option(16, "prompts generated at once", Range(1))

@@ -121,11 +121,7 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
     stop = durable.StopRequest()
     schedule = durable.schedule_callback(recipe.checkpoint, stop)
     trainer, strategy, splits = build_trainer(recipe, work, [logger, schedule], data)
-    eval_rows = splits.eval.rows if splits.eval else []
-    if data[1].chat:  # held-out prompts go through the template exactly as training rows did
-        from .data.tokenize import as_chat
-
-        eval_rows = as_chat(eval_rows)
+    eval_rows = data[1].eval_rows or []  # held-out rows as training rows went through the template
     tokenizer = trainer.processing_class
     # the before-training score of an interrupted run was saved when it was taken
     scores: dict[str, Any] = rundir.read_json(work / "eval.json") if resume_from and \
@@ -135,7 +131,7 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
 
     def score(when: str) -> None:
         rows = eval_rows[: recipe.eval.limit]  # limit None keeps every row
-        scores[when], line = task.score(trainer.model, tokenizer, rows, recipe, when)
+        scores[when], line = task.score(trainer, rows, recipe, when)
         echo(line)
 
     if recipe.eval.metric != "none" and recipe.eval.before_training and "before" not in scores:

@@ -21,14 +21,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data import load_splits
-    from ..data.tokenize import prepare
     from ..errors import UserError
     from ..recipe import load_recipe
+    from ..registry import get_task
     from ..training_args import training_args
 
     recipe = load_recipe(args.recipe, args.overrides)
     splits = load_splits(recipe)
-    report = prepare(recipe, splits, training_args(recipe, Path(recipe.output_dir) / "checkpoints",
+    report = get_task(recipe.task).prepare(recipe, splits, training_args(recipe, Path(recipe.output_dir) / "checkpoints",
                                                       splits.eval is not None)).report
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     print(f"check {recipe.name}: model {recipe.model}")

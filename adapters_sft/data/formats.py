@@ -6,16 +6,21 @@
   prompt-completion  {"prompt": ..., "completion": ...}  (two strings, or two lists of messages)
   text               {"text": ...}
   classification     {"text": ..., "label": ...}
+  preference         {"prompt": ..., "chosen": ..., "rejected": ...}  (three strings, or a list of
+                     messages and two lists of assistant messages); without "prompt", chosen and
+                     rejected are whole conversations that share their prompt turns; or a
+                     conversation ("messages", or sharegpt's "conversations") with "chosen" and
+                     "rejected" single assistant messages
 
-Normalised kinds (what TRL reads): sharegpt and alpaca become `messages`; the others keep
-their shape. A problem is raised as `RowProblem("what is wrong with which field")`; the
+Normalised kinds (what TRL reads): sharegpt and alpaca become `messages`; preference rows
+become TRL's explicit-prompt form {prompt, chosen, rejected}; the others keep their shape. A problem is raised as `RowProblem("what is wrong with which field")`; the
 loader adds the file:line.
 """
 from __future__ import annotations
 
 from typing import Any
 
-FORMATS = ("messages", "sharegpt", "alpaca", "prompt-completion", "text", "classification")
+FORMATS = ("messages", "sharegpt", "alpaca", "prompt-completion", "text", "classification", "preference")
 ROLES = ("system", "user", "assistant")
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
                   "assistant": "assistant"}
@@ -37,6 +42,8 @@ class MixedFormats(RowProblem):
 def detect(row: Any) -> str | None:
     if not isinstance(row, dict):
         return None
+    if "chosen" in row or "rejected" in row:
+        return "preference"
     if "messages" in row:
         return "messages"
     if "conversations" in row:
@@ -173,5 +180,56 @@ def _classification(row: dict[str, Any]) -> dict[str, Any]:
     return {"text": _string(row, "text"), "label": label}
 
 
+def _preference(row: dict[str, Any]) -> dict[str, Any]:
+    """TRL's explicit-prompt preference form, from any of the layouts in the module doc."""
+    if "chosen" not in row or "rejected" not in row:
+        raise RowProblem(f"missing field '{'rejected' if 'chosen' in row else 'chosen'}': a preference "
+                         "row needs both 'chosen' and 'rejected'")
+    roles = {r: r for r in ROLES}
+    if isinstance(row.get("prompt"), str) or (row.get("prompt") is None and isinstance(row["chosen"], str)):
+        if "prompt" not in row:
+            raise RowProblem("missing field 'prompt': plain-text chosen and rejected need the prompt "
+                             "they answer (only conversations can share it implicitly)")
+        pair = {f: _string(row, f) for f in ("prompt", "chosen", "rejected")}
+    elif "conversations" in row or "messages" in row:  # a conversation plus two single answers
+        field = "conversations" if "conversations" in row else "messages"
+        keys = ("from", "value") if field == "conversations" and "from" in (row[field] or [{}])[0] \
+            else ("role", "content")
+        names = SHAREGPT_ROLES if keys[0] == "from" else roles
+        if not isinstance(row[field], list) or not row[field]:
+            raise RowProblem(f"field '{field}' must be a non-empty list of messages (the prompt)")
+        prompt = [_message(m, field, i, *keys, names) for i, m in enumerate(row[field])]
+        pair = {"prompt": prompt, **{f: [_message(row[f], f, 0, *keys, names)] for f in ("chosen", "rejected")}}
+    else:
+        chosen, rejected = (_message_list(row, f, roles) for f in ("chosen", "rejected"))
+        if "prompt" in row:
+            prompt = _message_list(row, "prompt", roles)
+        else:  # implicit: the turns both conversations share are the prompt
+            n = 0
+            while n < min(len(chosen), len(rejected)) and chosen[n] == rejected[n]:
+                n += 1
+            prompt, chosen, rejected = chosen[:n], chosen[n:], rejected[n:]
+            if not prompt:
+                raise RowProblem("'chosen' and 'rejected' share no first turn, so there is no prompt; "
+                                 "give it in 'prompt'")
+        pair = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+    if isinstance(pair["prompt"], list):
+        for f in ("chosen", "rejected"):
+            if not pair[f] or any(m["role"] != "assistant" for m in pair[f]):
+                raise RowProblem(f"field '{f}' must hold the assistant's answer only (after the shared prompt)")
+            _conversation(pair["prompt"] + pair[f], f"prompt+{f}")
+    if pair["chosen"] == pair["rejected"]:
+        raise RowProblem("'chosen' and 'rejected' are the same answer, so there is no preference to learn")
+    return pair
+
+
+def _message_list(row: dict[str, Any], field: str, roles: dict[str, str]) -> list[dict[str, str]]:
+    value = row.get(field)
+    if not isinstance(value, list) or not value:
+        raise RowProblem(f"field '{field}' must be a non-empty list of {{role, content}} messages")
+    return [_message(m, field, i, "role", "content", roles) for i, m in enumerate(value)]
+
+
 _NORMALISE = {"messages": _messages, "sharegpt": _sharegpt, "alpaca": _alpaca,
-              "prompt-completion": _prompt_completion, "text": _text, "classification": _classification}
+              "prompt-completion": _prompt_completion, "text": _text, "classification": _classification,
+              "preference": _preference}

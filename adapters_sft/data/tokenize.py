@@ -31,6 +31,7 @@ class Prepared:
     report: check.Report
     chat: bool = False      # rows went through the chat template
     labels: list[Any] | None = None  # classification: the label set; its order gives the ids
+    eval_rows: list[dict[str, Any]] | None = None  # held-out rows as the model sees them, to score
 
 
 def conversational(kind: str, rows: list[dict[str, Any]], tokenizer: Any, template: str) -> bool:
@@ -102,7 +103,8 @@ def prepare(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
         labels = label_set(splits.train.rows)
         train, held = (classification_dataset(s.rows, tokenizer, labels, d.max_length) if s else None
                        for s in (splits.train, splits.eval))
-        return Prepared(tokenizer, train, held, report, labels=labels)
+        return Prepared(tokenizer, train, held, report, labels=labels,
+                        eval_rows=splits.eval.rows if splits.eval else None)
     chat = conversational(splits.kind, splits.train.rows, tokenizer, d.template)
     report.notes.append("template: " + templates.setup(tokenizer, d.template, chat, d.train_on_prompt))
     report.notes.append("pad token: " + distinct_pad(tokenizer))
@@ -115,7 +117,8 @@ def prepare(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
 
     train = one("train", splits.train)
     held = one("eval", splits.eval) if splits.eval else None
-    return Prepared(tokenizer, train, held, report, chat)
+    eval_rows = (as_chat(splits.eval.rows) if chat else splits.eval.rows) if splits.eval else None
+    return Prepared(tokenizer, train, held, report, chat, eval_rows=eval_rows)
 
 
 def label_set(rows: list[dict[str, Any]]) -> list[Any]:

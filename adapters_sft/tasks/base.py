@@ -34,6 +34,13 @@ class Task:
             raise UserError(f"{recipe.where('data.train')}data.train: holds {kind} data, which task "
                             f"'{self.name}' does not train on (it takes {', '.join(self.data_kinds)})")
 
+    def prepare(self, recipe: Any, splits: Any, args: Any) -> Any:
+        """The tokenizer and the splits as this task's Trainer reads them, with the `check`
+        report (data/tokenize.Prepared); no weights load."""
+        from ..data.tokenize import prepare
+
+        return prepare(recipe, splits, args)
+
     def config_class(self) -> type:
         """The Trainer's config class (TRL's SFTConfig, transformers' TrainingArguments, ...)."""
         raise NotImplementedError
@@ -51,9 +58,10 @@ class Task:
         """The base model a finished run (runs.Opened) restores its artifact onto."""
         raise NotImplementedError
 
-    def score(self, model: Any, tokenizer: Any, rows: list[dict[str, Any]], recipe: Any,
+    def score(self, trainer: Any, rows: list[dict[str, Any]], recipe: Any,
               when: str) -> tuple[dict[str, Any], str]:
-        """The held-out score taken `when` ("before" or "after") training, and the line saying it."""
+        """The held-out score of `trainer`'s model on `rows` (Prepared.eval_rows) taken `when`
+        ("before" or "after") training, and the line saying it."""
         raise NotImplementedError
 
     def after_training(self, work: Path, scores: dict[str, Any], prepared: Any) -> None:

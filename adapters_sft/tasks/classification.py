@@ -69,9 +69,9 @@ class ClassificationTask(Task):
         return load_classifier(run.recipe.model, load_kwargs, run_labels(run.path), run.tokenizer,
                                run.recipe.trust_remote_code)
 
-    def score(self, model: Any, tokenizer: Any, rows: list[dict[str, Any]], recipe: Any,
+    def score(self, trainer: Any, rows: list[dict[str, Any]], recipe: Any,
               when: str) -> tuple[dict[str, Any], str]:
-        report = evaluate(model, tokenizer, rows, recipe.data.max_length)
+        report = evaluate(trainer.model, trainer.processing_class, rows, recipe.data.max_length)
         return report, (f"held-out {when} training: accuracy {report['accuracy']:.1%}, macro F1 "
                         f"{report['macro_f1']:.3f} ({report['total']} rows)")
 

@@ -21,6 +21,10 @@ class SftTask(Task):
             raise UserError(f"{recipe.where('data.train')}data.train: holds classification rows "
                             "(text, label), which train a classification head; set task=classification, "
                             "or use messages, prompt-completion or text data")
+        if kind == "preference":
+            raise UserError(f"{recipe.where('data.train')}data.train: holds preference rows (prompt, "
+                            "chosen, rejected), which train with task=dpo; set task=dpo, or use "
+                            "messages, prompt-completion or text data")
         super().check_data(recipe, kind)
 
     def config_class(self) -> type:
@@ -57,11 +61,12 @@ class SftTask(Task):
 
         return load_model(run.recipe.model, load_kwargs, run.recipe.trust_remote_code)
 
-    def score(self, model: Any, tokenizer: Any, rows: list[dict[str, Any]], recipe: Any,
+    def score(self, trainer: Any, rows: list[dict[str, Any]], recipe: Any,
               when: str) -> tuple[dict[str, Any], str]:
         from ..evaluate import exact_match
 
-        result = exact_match(model, tokenizer, rows, recipe.eval.max_new_tokens, recipe.eval.batch_size)
+        result = exact_match(trainer.model, trainer.processing_class, rows, recipe.eval.max_new_tokens,
+                             recipe.eval.batch_size)
         return result, (f"held-out exact match {when} training: {result['correct']}/{result['total']} "
                         f"= {result['exact_match']:.1%}")
 

@@ -10,7 +10,6 @@ converter does and encode llama.cpp's test cases to the original tokenizer's ids
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 
 import pytest
