@@ -68,7 +68,13 @@ def preflight(recipe: Recipe, echo: Callable[[str], Any]) -> tuple[Splits, Prepa
     args = training_args(recipe, Path(recipe.output_dir) / "checkpoints", splits.eval is not None)
     build_strategy(recipe).preflight()
     check_eval(recipe, splits.kind)
+    from . import init_from
+
+    start = init_from.check(recipe)
     prepared = prepare_data(recipe, splits, args)
+    if start is not None and start.tokenizer.chat_template != prepared.tokenizer.chat_template:
+        echo(f"warning: init_from: {start.path} was trained with another chat template than this "
+             "recipe renders; set data.template as that run did")
     for warning in prepared.report.warnings:
         echo(f"warning: {warning}")
     if str(recipe.training.get("optim", "")).startswith("paged_"):

@@ -110,6 +110,8 @@ class Recipe:
     eval: EvalSection = option(None, "held-out scoring")
     checkpoint: CheckpointSection = option(None, "when to save resumable checkpoints (they hold what "
                                                  "trains, optimizer and RNG state; see docs/resume.md)")
+    init_from: str | None = option(None, "a finished run to start from instead of the base model "
+                                         "(SFT -> DPO): same model and strategy; see docs/preference.md")
     output_dir: str = option("", "run directory (default runs/<recipe name>)")
     overwrite: bool = option(False, "replace an existing run directory")
     dtype: str = option("auto", "weight dtype: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")

@@ -210,7 +210,10 @@ def portable_paths(recipe_dict: dict[str, Any]) -> dict[str, Any]:
     model = recipe_dict.get("model")
     if isinstance(model, str) and model and Path(model).is_dir():  # a local folder, not an alias or hub id
         model = str(Path(model).resolve())
-    return {**recipe_dict, "data": data, "model": model}
+    start = recipe_dict.get("init_from")
+    if isinstance(start, str) and start and Path(start).is_dir():
+        start = str(Path(start).resolve())
+    return {**recipe_dict, "data": data, "model": model, "init_from": start}
 
 
 def read_json(path: Path) -> Any:

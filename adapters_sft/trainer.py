@@ -50,7 +50,8 @@ def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = 
 class RunResult:
     run_dir: Path
     scores: dict[str, Any]
-    trainer: Any  # the SFTTrainer, holding the trained model
+    trainer: Any  # the task's Trainer, holding the trained model
+    task: str = "sft"
 
 
 def train(recipe: Recipe, echo: Callable[[str], Any] = print) -> RunResult:
@@ -107,7 +108,7 @@ def run_in(recipe: Recipe, work: Path, echo: Callable[[str], Any], data: tuple[S
             echo(f"the run stopped ({type(exc).__name__}); its checkpoint at step "
                  f"{checkpoints.step_of(found)} is kept: continue with 'adapters-sft resume {out}'")
         raise
-    return RunResult(out, scores, trainer)
+    return RunResult(out, scores, trainer, recipe.task)
 
 
 def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],

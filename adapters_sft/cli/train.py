@@ -38,12 +38,9 @@ def run(args: argparse.Namespace) -> int:
 
 def report(result: Any) -> None:
     """The closing lines of a finished run (train and resume)."""
+    from ..registry import get_task
+
     before, after = result.scores.get("before"), result.scores.get("after")
-    if before and after and "exact_match" in after:
-        print(f"adapters-sft: held-out exact match {before['exact_match']:.1%} before -> "
-              f"{after['exact_match']:.1%} after training")
-    elif before and after:
-        print(f"adapters-sft: held-out accuracy {before['accuracy']:.1%} before -> "
-              f"{after['accuracy']:.1%} after training; macro F1 {before['macro_f1']:.3f} -> "
-              f"{after['macro_f1']:.3f}")
+    if before and after:
+        print(f"adapters-sft: held-out {get_task(result.task).compare(before, after)}")
     print(f"adapters-sft: run saved in {result.run_dir}")

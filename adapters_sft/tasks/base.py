@@ -64,6 +64,10 @@ class Task:
         ("before" or "after") training, and the line saying it."""
         raise NotImplementedError
 
+    def compare(self, before: dict[str, Any], after: dict[str, Any]) -> str:
+        """The held-out scores before and after training in one line (after 'held-out ')."""
+        raise NotImplementedError
+
     def after_training(self, work: Path, scores: dict[str, Any], prepared: Any) -> None:
         """Files this task adds to the run directory once training is done."""
 

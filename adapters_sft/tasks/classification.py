@@ -75,6 +75,10 @@ class ClassificationTask(Task):
         return report, (f"held-out {when} training: accuracy {report['accuracy']:.1%}, macro F1 "
                         f"{report['macro_f1']:.3f} ({report['total']} rows)")
 
+    def compare(self, before: dict[str, Any], after: dict[str, Any]) -> str:
+        return (f"accuracy {before['accuracy']:.1%} before -> {after['accuracy']:.1%} after training; "
+                f"macro F1 {before['macro_f1']:.3f} -> {after['macro_f1']:.3f}")
+
     def after_training(self, work: Path, scores: dict[str, Any], prepared: Any) -> None:
         from ..metrics import draw_confusion
         from ..rundir import write_json

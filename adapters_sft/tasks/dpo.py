@@ -13,7 +13,9 @@ format an SFT run trained on.
 Scored on the held-out pairs by TRL's own evaluation: reward accuracy (the share of pairs
 whose implicit reward, beta * (log pi - log pi_ref), is higher for the chosen answer), the
 mean reward margin and the DPO loss; before training the policy is the reference, so the
-rewards are 0 and the loss is ln 2.
+rewards are 0 and the loss is ln 2. Also the share of greedy answers that equal the chosen
+one: for a set whose chosen answer is the right one by a rule (datasets/date-pairs), a
+win rate that does not depend on the reference.
 """
 from __future__ import annotations
 
@@ -83,12 +85,15 @@ class DpoTask(Task):
         from ..durable import durable
         from ..models import load_model
 
+        from .. import init_from
+
         model = load_model(recipe.model, load_kwargs, recipe.trust_remote_code)
         set_seed(recipe.seed)  # adapters are initialised in prepare()
-        ready = strategy.prepare(model)
+        model, peft_config, reference = init_from.start(recipe, strategy, model)
         return durable(DPOTrainer)(
-            model=ready.model, args=args, train_dataset=prepared.train, eval_dataset=prepared.eval,
-            processing_class=prepared.tokenizer, peft_config=ready.peft_config, callbacks=callbacks)
+            model=model, ref_model=reference, args=args, train_dataset=prepared.train,
+            eval_dataset=prepared.eval, processing_class=prepared.tokenizer, peft_config=peft_config,
+            callbacks=callbacks)
 
     def load_run_model(self, run: Any, load_kwargs: dict[str, Any]) -> Any:
         from ..models import load_model
@@ -97,12 +102,23 @@ class DpoTask(Task):
 
     def score(self, trainer: Any, rows: list[dict[str, Any]], recipe: Any,
               when: str) -> tuple[dict[str, Any], str]:
+        from ..evaluate import exact_match
+
         metrics = trainer.evaluate()
         report = {ours: metrics[theirs] for theirs, ours in SCORES.items() if theirs in metrics}
         report["total"] = len(trainer.eval_dataset)
+        # the rule a checkable preference set implies: the greedy answer is the chosen one
+        answers = exact_match(trainer.model, trainer.processing_class, rows, recipe.eval.max_new_tokens,
+                              recipe.eval.batch_size)
+        report["chosen_rate"], report["answers"] = answers["exact_match"], answers
         return report, (f"held-out {when} training: reward accuracy {report['reward_accuracy']:.1%}, "
-                        f"margin {report['reward_margin']:+.3f}, DPO loss {report['loss']:.4f} "
-                        f"({report['total']} pairs)")
+                        f"margin {report['reward_margin']:+.3f}, loss {report['loss']:.4f}; greedy "
+                        f"answer = chosen {answers['correct']}/{answers['total']} ({report['total']} pairs)")
+
+    def compare(self, before: dict[str, Any], after: dict[str, Any]) -> str:
+        return (f"reward accuracy {before['reward_accuracy']:.1%} before -> {after['reward_accuracy']:.1%} "
+                f"after training; greedy answer = chosen {before['chosen_rate']:.1%} -> "
+                f"{after['chosen_rate']:.1%}")
 
     def evaluate(self, model: Any, tokenizer: Any, recipe: Any, rows: list[dict[str, Any]], kind: str,
                  where: Callable[[int], str], out: Path, title: str, metric: str, batch_size: int,
@@ -133,8 +149,10 @@ class DpoTask(Task):
         return report
 
     def summarise(self, report: dict[str, Any], rows: int) -> str:
+        a = report["answers"]
         return (f"reward accuracy {report['reward_accuracy']:.1%}   margin {report['reward_margin']:+.4f}   "
-                f"DPO loss {report['loss']:.4f}   ({rows} pairs)")
+                f"loss {report['loss']:.4f}   ({rows} pairs)\n"
+                f"greedy answer = chosen {a['correct']}/{a['total']} = {report['chosen_rate']:.1%}")
 
 
 def as_chat_pairs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -49,12 +49,14 @@ class SftTask(Task):
         if tokenizer.eos_token != args.eos_token and recipe.data.template not in ("auto", "none"):
             # a named template's end-of-turn became the EOS; TRL puts it in the generation config too
             args = dataclasses.replace(args, eos_token=tokenizer.eos_token)
+        from .. import init_from
+
         model = load_model(recipe.model, load_kwargs, recipe.trust_remote_code)
         set_seed(recipe.seed)  # adapters are initialised in prepare(), before SFTTrainer seeds
-        ready = strategy.prepare(model)
+        model, peft_config, _ = init_from.start(recipe, strategy, model)
         return durable(SFTTrainer)(
-            model=ready.model, args=args, train_dataset=prepared.train, eval_dataset=prepared.eval,
-            processing_class=tokenizer, peft_config=ready.peft_config, callbacks=callbacks)
+            model=model, args=args, train_dataset=prepared.train, eval_dataset=prepared.eval,
+            processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
 
     def load_run_model(self, run: Any, load_kwargs: dict[str, Any]) -> Any:
         from ..models import load_model
@@ -69,6 +71,9 @@ class SftTask(Task):
                              recipe.eval.batch_size)
         return result, (f"held-out exact match {when} training: {result['correct']}/{result['total']} "
                         f"= {result['exact_match']:.1%}")
+
+    def compare(self, before: dict[str, Any], after: dict[str, Any]) -> str:
+        return f"exact match {before['exact_match']:.1%} before -> {after['exact_match']:.1%} after training"
 
     def evaluate(self, model: Any, tokenizer: Any, recipe: Any, rows: list[dict[str, Any]], kind: str,
                  where: Callable[[int], str], out: Path, title: str, metric: str, batch_size: int,

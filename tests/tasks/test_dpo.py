@@ -83,3 +83,33 @@ def test_preference_data_under_task_sft_is_refused_in_one_line(tiny_recipe, pref
     recipe = tiny_recipe("lora", f"data.train={pref_data['train']}", f"data.eval={pref_data['eval']}")
     with pytest.raises(UserError, match=r"data.train: holds preference rows .* set task=dpo"):
         train(recipe, echo=lambda line: None)
+
+
+@pytest.mark.parametrize("strategy, opts", [("lora", {"r": 4, "alpha": 8, "dropout": 0.0}), ("full", {})])
+def test_init_from_an_sft_run_makes_that_run_the_reference(strategy, opts, tiny_recipe, dpo_recipe, tmp_path):
+    import torch
+
+    from adapters_sft.runs import load_run
+
+    sft = train(tiny_recipe(strategy, "training.max_steps=4", "training.learning_rate=5e-2",
+                            f"output_dir={tmp_path / 'sft'}", **opts), echo=lambda line: None).run_dir
+    trainer, _, _ = build_trainer(dpo_recipe(strategy, f"init_from={sft}", **opts), tmp_path / "w")
+    ids = torch.tensor([[1, 4, 10, 11, 2, 8, 1, 6, 12, 13]])
+    as_trained, _, _ = load_run(sft)
+    with torch.no_grad():  # the policy starts as the SFT model, not the base
+        assert torch.allclose(trainer.model.eval()(input_ids=ids).logits, as_trained(input_ids=ids).logits,
+                              atol=1e-5)
+    metrics = trainer.evaluate()  # and so does the reference: rewards 0, loss ln 2
+    assert metrics["eval_loss"] == pytest.approx(math.log(2), abs=1e-5)
+    assert metrics["eval_rewards/chosen"] == metrics["eval_rewards/rejected"] == 0.0
+
+
+def test_init_from_a_run_of_another_strategy_is_refused_in_one_line(tiny_recipe, dpo_recipe, tmp_path):
+    from adapters_sft.errors import UserError
+    from adapters_sft.preflight import preflight
+
+    sft = train(tiny_recipe("lora", "training.max_steps=1", f"output_dir={tmp_path / 'sft'}"),
+                echo=lambda line: None).run_dir
+    with pytest.raises(UserError, match=r"init_from: .* is a 'lora' run and this recipe's strategy is "
+                                        r"'ia3'; use strategy=lora"):
+        preflight(dpo_recipe("ia3", f"init_from={sft}"), echo=lambda line: None)

@@ -1,0 +1,76 @@
+"""Preference rows (task dpo): every layout users have in the wild (explicit prompt, implicit
+shared prefix, a conversation with chosen/rejected messages, sharegpt spelling, plain text)
+normalises to the same TRL pair; bad rows are refused with file:line and the field; `check`
+shows a pair with the part each side trains on."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from adapters_sft.data import load_splits
+from adapters_sft.data.formats import RowProblem, detect, normalise
+from adapters_sft.errors import UserError
+
+USER, GOOD, BAD = "what is two", "two", "three"
+PAIR = {"prompt": [{"role": "user", "content": USER}], "chosen": [{"role": "assistant", "content": GOOD}],
+        "rejected": [{"role": "assistant", "content": BAD}]}
+
+LAYOUTS = {
+    "explicit": PAIR,
+    "implicit": {"chosen": [{"role": "user", "content": USER}, {"role": "assistant", "content": GOOD}],
+                 "rejected": [{"role": "user", "content": USER}, {"role": "assistant", "content": BAD}]},
+    "messages": {"messages": [{"role": "user", "content": USER}], "chosen": {"role": "assistant", "content": GOOD},
+                 "rejected": {"role": "assistant", "content": BAD}},
+    "sharegpt": {"conversations": [{"from": "human", "value": USER}], "chosen": {"from": "gpt", "value": GOOD},
+                 "rejected": {"from": "gpt", "value": BAD}},
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_every_layout_normalises_to_one_pair(layout):
+    row = LAYOUTS[layout]
+    assert detect(row) == "preference"
+    assert normalise(row, "preference") == PAIR
+
+
+def test_plain_text_pairs_stay_text():
+    assert normalise({"prompt": USER, "chosen": GOOD, "rejected": BAD}, "preference") == \
+        {"prompt": USER, "chosen": GOOD, "rejected": BAD}
+
+
+@pytest.mark.parametrize("row, problem", [
+    ({"prompt": USER, "chosen": GOOD, "rejected": GOOD}, "are the same answer"),
+    ({"prompt": USER, "chosen": GOOD}, "missing field 'rejected'"),
+    ({"chosen": GOOD, "rejected": BAD}, "missing field 'prompt'"),
+    ({"prompt": USER, "chosen": "", "rejected": BAD}, "field 'chosen' is empty"),
+    ({"chosen": [{"role": "user", "content": "a"}, {"role": "assistant", "content": GOOD}],
+      "rejected": [{"role": "user", "content": "b"}, {"role": "assistant", "content": BAD}]}, "share no first turn"),
+    ({"prompt": [{"role": "user", "content": USER}], "chosen": [{"role": "user", "content": GOOD}],
+      "rejected": [{"role": "assistant", "content": BAD}]}, "'chosen' must hold the assistant's answer only"),
+])
+def test_bad_pairs_name_the_field(row, problem):
+    with pytest.raises(RowProblem, match=problem):
+        normalise(row, "preference")
+
+
+def test_bad_row_is_refused_with_its_file_and_line(tiny_recipe, tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps(PAIR) + "\n" + json.dumps({**PAIR, "rejected": PAIR["chosen"]}) + "\n")
+    with pytest.raises(UserError, match=r"pairs.jsonl:2: 'chosen' and 'rejected' are the same answer"):
+        load_splits(tiny_recipe("lora", "task=dpo", f"data.train={path}", "data.eval=null"))
+
+
+def test_check_shows_a_pair_with_what_each_side_trains_on(tiny_recipe, tmp_path, capsys):
+    from adapters_sft.cli.main import main
+
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps(PAIR) + "\n")
+    recipe = tmp_path / "dpo.yaml"
+    recipe.write_text(json.dumps(tiny_recipe("lora").to_dict() | {"task": "dpo", "eval": {"metric": "none"},
+                                                                     "data": {"train": str(path)}}))
+    assert main(["check", str(recipe), "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    assert "trained as preference pairs" in out and "train: 1 pairs" in out
+    assert f"[chosen] [[{GOOD}<|im_end|>\n]]" in out and f"[rejected] [[{BAD}<|im_end|>\n]]" in out
+    assert f"<|im_start|>user\n{USER}<|im_end|>\n<|im_start|>assistant\n[chosen]" in out
