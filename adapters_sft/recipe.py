@@ -100,12 +100,13 @@ class Recipe:
     model: str = option("", "built-in alias, hub id, or local folder")
     task: str = option("sft", "sft (a generative model, TRL's SFTTrainer), classification (a "
                               "sequence-classification head on (text, label) data, transformers' "
-                              "Trainer), or another registered task (adapters-sft ls)")
+                              "Trainer), dpo, orpo or simpo (preference pairs, docs/preference.md), "
+                              "or another registered task (adapters-sft ls)")
     strategy: Any = option({}, "strategy name and its options (see `adapters-sft show`)")
     data: DataSection = option(None, "where the data is and how to read it")
-    training: dict = option({}, "keys passed to TRL's SFTConfig (classification: transformers' "
-                                "TrainingArguments), plus dropout, layer_lr_decay and "
-                                "early_stopping_patience (see docs/strategies.md)")
+    training: dict = option({}, "keys passed to the task's config: TRL's SFTConfig (classification: "
+                                "transformers' TrainingArguments; dpo: DPOConfig, ...), plus dropout, "
+                                "layer_lr_decay and early_stopping_patience (see docs/strategies.md)")
     versions: dict = option({}, "library versions a run was trained with (written by train)")
     eval: EvalSection = option(None, "held-out scoring")
     checkpoint: CheckpointSection = option(None, "when to save resumable checkpoints (they hold what "

@@ -31,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {name:<{width}}{get_strategy(name).summary}")
     print("\nTasks (recipe key task:):")
     for name in task_names():
-        print(f"  {name:<{width}}{get_task(name).summary}")
+        task = get_task(name)
+        note = " [experimental: TRL keeps its trainer in trl.experimental]" if task.experimental else ""
+        print(f"  {name:<{width}}{task.summary}{note}")
     print("\nModel aliases:")
     for alias, what in builtin_aliases().items():
         print(f"  {alias:<{width}}{what}")

@@ -27,6 +27,8 @@ class Task:
     eval_every_epoch: ClassVar[bool] = False
     # what `adapters-sft eval` writes into RUN/eval/NAME/
     eval_files: ClassVar[str] = "eval.json"
+    # built on a trainer TRL keeps in trl.experimental (its API may change between releases)
+    experimental: ClassVar[bool] = False
 
     def check_data(self, recipe: Any, kind: str) -> None:
         """A UserError unless the training data is of a kind this task trains on."""

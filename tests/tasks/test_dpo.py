@@ -5,39 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 
 from adapters_sft.cli.main import main
-from adapters_sft.registry import strategy_names
 from adapters_sft.trainer import build_trainer, train
-from tests.conftest import WORDS
-
-
-def pair(i: int) -> dict:
-    q, a = WORDS[i % 12], WORDS[(i * 5 + 3) % len(WORDS)]
-    return {"prompt": [{"role": "user", "content": f"what is {q}"}],
-            "chosen": [{"role": "assistant", "content": f"{a} {q}"}],
-            "rejected": [{"role": "assistant", "content": f"{q} {q} {q}"}]}
-
-
-@pytest.fixture(scope="session")
-def pref_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("pref")
-    out = {}
-    for split, start, n in (("train", 0, 32), ("eval", 100, 8)):
-        out[split] = root / f"{split}.jsonl"
-        out[split].write_text("".join(json.dumps(pair(start + i)) + "\n" for i in range(n)))
-    return out
-
-
-@pytest.fixture
-def dpo_recipe(tiny_recipe, pref_data):
-    def make(strategy: str, *overrides: str, **opts):
-        return tiny_recipe(strategy, "task=dpo", f"data.train={pref_data['train']}",
-                           f"data.eval={pref_data['eval']}", *overrides, **opts)
-    return make
 
 
 def test_dpo_loss_starts_at_ln2_with_zero_rewards(dpo_recipe, tmp_path):
@@ -59,21 +31,20 @@ def test_a_few_steps_raise_held_out_reward_accuracy(dpo_recipe):
     assert saved["after"]["reward_accuracy"] == after["reward_accuracy"]
 
 
-@pytest.mark.parametrize("strategy", sorted(set(strategy_names()) & {"head-only", "full", "freeze", "lora",
-                                                                      "qlora", "ia3", "adapter"}))
-def test_every_strategy_trains_with_dpo(strategy, dpo_recipe, tmp_path):
-    trainer, _, _ = build_trainer(dpo_recipe(strategy, "training.max_steps=2"), tmp_path / "w")
-    out = trainer.train()
-    assert math.isfinite(out.training_loss)
-
-
 def test_dpo_run_reads_back_evaluates_and_merges(dpo_recipe, tmp_path, capsys):
-    recipe = dpo_recipe("lora", "training.max_steps=6", "training.learning_rate=5e-2", r=4, alpha=8, dropout=0.0)
-    run = train(recipe, echo=lambda line: None).run_dir
+    recipe = dpo_recipe("lora", "training.max_steps=6", "training.learning_rate=5e-2", "eval.metric=preference",
+                        r=4, alpha=8, dropout=0.0)
+    result = train(recipe, echo=lambda line: None)
+    run = result.run_dir
     capsys.readouterr()
     assert main(["eval", str(run)]) == 0
     printed = capsys.readouterr().out
-    assert "reward accuracy" in printed and (run / "eval" / "eval" / "eval.json").is_file()
+    assert "reward accuracy" in printed
+    scored = json.loads((run / "eval" / "eval" / "eval.json").read_text())
+    after = result.scores["after"]  # eval scores the run against the reference it trained against
+    assert after["reward_margin"] > 0.1
+    assert scored["reward_accuracy"] == after["reward_accuracy"]
+    assert scored["reward_margin"] == pytest.approx(after["reward_margin"], rel=1e-3)
     assert main(["merge", str(run), "--out", str(tmp_path / "merged")]) == 0
 
 
@@ -113,3 +84,18 @@ def test_init_from_a_run_of_another_strategy_is_refused_in_one_line(tiny_recipe,
     with pytest.raises(UserError, match=r"init_from: .* is a 'lora' run and this recipe's strategy is "
                                         r"'ia3'; use strategy=lora"):
         preflight(dpo_recipe("ia3", f"init_from={sft}"), echo=lambda line: None)
+
+
+@pytest.mark.parametrize("strategy, opts", [("lora", {"r": 4, "alpha": 8, "dropout": 0.0}), ("full", {})])
+def test_eval_of_an_init_from_run_scores_against_that_run(strategy, opts, tiny_recipe, dpo_recipe, tmp_path,
+                                                          capsys):
+    sft = train(tiny_recipe(strategy, "training.max_steps=4", "training.learning_rate=5e-2",
+                            f"output_dir={tmp_path / 'sft'}", **opts), echo=lambda line: None).run_dir
+    result = train(dpo_recipe(strategy, f"init_from={sft}", "training.max_steps=4", "eval.metric=preference",
+                              "training.learning_rate=1e-2", f"output_dir={tmp_path / 'dpo'}", **opts),
+                   echo=lambda line: None)
+    assert main(["eval", str(result.run_dir)]) == 0
+    scored = json.loads((result.run_dir / "eval" / "eval" / "eval.json").read_text())
+    after = result.scores["after"]
+    assert after["reward_margin"] != 0
+    assert scored["reward_margin"] == pytest.approx(after["reward_margin"], rel=1e-3, abs=1e-5)

@@ -1,0 +1,36 @@
+"""Preference data for the task tests: tiny synthetic pairs (the answer the SFT fixtures
+teach as chosen, a repeated word as rejected) and a recipe builder for any preference task."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import WORDS
+
+
+def pair(i: int) -> dict:
+    q, a = WORDS[i % 12], WORDS[(i * 5 + 3) % len(WORDS)]
+    return {"prompt": [{"role": "user", "content": f"what is {q}"}],
+            "chosen": [{"role": "assistant", "content": f"{a} {q}"}],
+            "rejected": [{"role": "assistant", "content": f"{q} {q} {q}"}]}
+
+
+@pytest.fixture(scope="session")
+def pref_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("pref")
+    out = {}
+    for split, start, n in (("train", 0, 32), ("eval", 100, 8)):
+        out[split] = root / f"{split}.jsonl"
+        out[split].write_text("".join(json.dumps(pair(start + i)) + "\n" for i in range(n)))
+    return out
+
+
+@pytest.fixture
+def dpo_recipe(tiny_recipe, pref_data):
+    """dpo_recipe(strategy, *overrides, task="dpo", **strategy_opts)"""
+    def make(strategy: str, *overrides: str, task: str = "dpo", **opts):
+        return tiny_recipe(strategy, f"task={task}", f"data.train={pref_data['train']}",
+                           f"data.eval={pref_data['eval']}", *overrides, **opts)
+    return make
