@@ -27,7 +27,10 @@ def check(recipe: Any) -> Any:
     from .runs import open_run
 
     at = recipe.where("init_from")
-    run = open_run(recipe.init_from)
+    try:
+        run = open_run(recipe.init_from)
+    except UserError as exc:
+        raise UserError(f"{at}init_from: {exc}") from None
     if run.recipe.model != recipe.model:
         raise UserError(f"{at}init_from: {run.path} was trained on '{run.recipe.model}', this recipe "
                         f"trains '{recipe.model}'; set model: to the run's base")
@@ -45,9 +48,10 @@ def check(recipe: Any) -> Any:
     return run
 
 
-def start(recipe: Any, strategy: Any, model: Any) -> tuple[Any, Any, Any]:
+def start(recipe: Any, strategy: Any, model: Any, reference: bool = False) -> tuple[Any, Any, Any]:
     """(model to train, peft_config for the trainer, reference model or None) from the freshly
-    loaded base `model`: the strategy's own preparation, or the init_from run on top of it."""
+    loaded base `model`: the strategy's own preparation, or the init_from run on top of it.
+    `reference`: the task compares with a reference model (a `full` run's is a frozen copy)."""
     run = check(recipe)
     if run is None:
         ready = strategy.prepare(model)
@@ -55,8 +59,8 @@ def start(recipe: Any, strategy: Any, model: Any) -> tuple[Any, Any, Any]:
     run.check_base()
     if strategy.name == "full":
         trained = run.strategy.restore(model, run.artifact)
-        reference = copy.deepcopy(trained).eval().requires_grad_(False)
-        return strategy.prepare(trained).model, None, reference
+        frozen = copy.deepcopy(trained).eval().requires_grad_(False) if reference else None
+        return strategy.prepare(trained).model, None, frozen
     from peft import PeftModel
 
     ready = strategy.prepare(model)  # qlora: the k-bit preparation of the base

@@ -73,7 +73,7 @@ class PreferenceTask(Task):
 
         model = load_model(recipe.model, load_kwargs, recipe.trust_remote_code)
         set_seed(recipe.seed)  # adapters are initialised in prepare()
-        model, peft_config, reference = init_from.start(recipe, strategy, model)
+        model, peft_config, reference = init_from.start(recipe, strategy, model, self.uses_reference)
         extra = {"ref_model": reference} if self.uses_reference else {}
         return durable(self.trainer_class())(
             model=model, args=args, train_dataset=prepared.train, eval_dataset=prepared.eval,

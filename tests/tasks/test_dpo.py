@@ -99,3 +99,11 @@ def test_eval_of_an_init_from_run_scores_against_that_run(strategy, opts, tiny_r
     after = result.scores["after"]
     assert after["reward_margin"] != 0
     assert scored["reward_margin"] == pytest.approx(after["reward_margin"], rel=1e-3, abs=1e-5)
+
+
+def test_init_from_a_folder_that_is_no_run_names_the_key(dpo_recipe, tmp_path):
+    from adapters_sft.errors import UserError
+    from adapters_sft.preflight import preflight
+
+    with pytest.raises(UserError, match=r"init_from: .*nothing: not a finished run: it holds no recipe.yaml"):
+        preflight(dpo_recipe("lora", f"init_from={tmp_path / 'nothing'}"), echo=lambda line: None)
