@@ -80,7 +80,7 @@ def export_gguf(run_dir: str | Path, out: Path, outtype: str, overwrite: bool,
         report = roundtrip(merged, run, tmp, name, written, echo)
         if outtype in llamacpp.KQUANTS and not report["failed"]:
             name = f"{run.path.name}.{outtype}.gguf"
-            report["quantized"] = quantize(tmp / report["file"], tmp / name, outtype, merged, run, echo)
+            report["quantized"] = quantize(tmp / report["file"], tmp / name, outtype, merged, echo)
             (tmp / report["file"]).unlink()  # users asked for the k-quant only
             report.update(checked_as=report["file"], file=name, outtype=outtype)
         (tmp / "Modelfile").write_text(modelfile(name, run.tokenizer))
@@ -92,15 +92,14 @@ def export_gguf(run_dir: str | Path, out: Path, outtype: str, overwrite: bool,
     return report
 
 
-def quantize(source: Path, target: Path, outtype: str, merged: MergeResult, run: Opened,
+def quantize(source: Path, target: Path, outtype: str, merged: MergeResult,
              echo: Callable[[str], Any]) -> dict[str, Any]:
     """llama.cpp's k-quant of the f16 file, and what it cost, measured in llama.cpp itself:
     logits of both files on the probes (reported, not judged: 4-5 bit weights move them)."""
     from . import llamacpp
 
     llamacpp.quantize(source, target, outtype)
-    seqs = drift.encode(run.tokenizer, [drift.full_text(r, run.tokenizer) for r in merged.probes])
-    d = drift.compare(llamacpp.logits(source, seqs), llamacpp.logits(target, seqs))
+    d = drift.compare(llamacpp.logits(source, merged.seqs), llamacpp.logits(target, merged.seqs))
     echo(d.line(f"GGUF {outtype} vs f16, both in llama.cpp") +
          f"; {target.stat().st_size / 2**20:.0f} MiB (f16: {source.stat().st_size / 2**20:.0f} MiB)")
     return {"file": target.name, "outtype": outtype, "drift_vs_f16": dataclasses.asdict(d),
@@ -118,12 +117,11 @@ def roundtrip(merged: MergeResult, run: Opened, folder: Path, name: str, outtype
 
     source = merged.source
     texts = [drift.full_text(r, run.tokenizer) for r in merged.probes]
-    seqs = drift.encode(run.tokenizer, texts)
     prompts = [drift.generation_prompt(r, run.tokenizer) for r in merged.probes]
     with _quiet_tqdm():  # the GGUF loader draws its own bar on a plain tqdm
         loaded = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=name,
                                                       dtype=torch.float32).eval()
-    d = drift.compare(merged.logits, drift.logits(loaded, seqs))
+    d = drift.compare(merged.logits, drift.logits(loaded, merged.seqs))
     ours = generate(merged.model, run.tokenizer, prompts, 32, 8)
     theirs = generate(loaded, run.tokenizer, prompts, 32, 8)
     same = sum(a == b for a, b in zip(ours, theirs))

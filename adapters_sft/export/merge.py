@@ -74,6 +74,7 @@ class MergeResult:
     model: Any = None                # the reloaded merged model (for export), if kept
     probes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     logits: list[Any] = dataclasses.field(default_factory=list)  # the merged model's, if kept
+    seqs: list[Any] = dataclasses.field(default_factory=list)    # the probes as token ids, if kept
 
 
 def merge_run(run_dir: str | Path, out: str | Path, dtype: str = "auto", overwrite: bool = False,
@@ -126,7 +127,7 @@ def merge_run(run_dir: str | Path, out: str | Path, dtype: str = "auto", overwri
                               f"agreement >= {agree:.0%}): {result.drift.line('drift')}; "
                               f"nothing was written to {out}")
     if keep_model:  # an export compares its own output with these, without recomputing
-        result.model, result.probes, result.logits = reloaded, rows, after
+        result.model, result.probes, result.logits, result.seqs = reloaded, rows, after, seqs
     echo(f"merged model written to {out}")
     return result
 
