@@ -35,19 +35,23 @@ class Prepared:
 
 
 def conversational(kind: str, rows: list[dict[str, Any]], tokenizer: Any, template: str) -> bool:
-    """Whether rows go through a chat template. Plain prompt-completion rows do whenever there
-    is one, so training sees the same format as chat and generate at inference."""
-    if kind == "prompt-completion" and isinstance(rows[0]["prompt"], str):
+    """Whether rows go through a chat template. Plain prompt-completion rows (and plain
+    preference pairs) do whenever there is one, so training sees the same format as chat and
+    generate at inference."""
+    if kind in ("prompt-completion", "preference") and isinstance(rows[0]["prompt"], str):
         return template != "none" and (template != "auto" or bool(tokenizer.chat_template))
-    return kind == "messages" or kind == "prompt-completion"
+    return kind in ("messages", "prompt-completion", "preference")
 
 
 def as_chat(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Plain prompt-completion rows as a one-turn conversation (TRL's conversational form)."""
+    """Plain prompt-completion rows (or preference pairs) as one-turn conversations: the prompt
+    a user turn, the completion (or each of chosen and rejected) an assistant turn, TRL's
+    conversational form."""
     if not rows or not isinstance(rows[0].get("prompt"), str):
         return rows
+    answers = [k for k in ("completion", "chosen", "rejected") if k in rows[0]]
     return [{"prompt": [{"role": "user", "content": r["prompt"]}],
-             "completion": [{"role": "assistant", "content": r["completion"]}]} for r in rows]
+             **{k: [{"role": "assistant", "content": r[k]}] for k in answers}} for r in rows]
 
 
 def distinct_pad(tokenizer: Any) -> str:

@@ -41,7 +41,7 @@ class PreferenceTask(Task):
         from datasets import Dataset, disable_progress_bars
 
         from ..data import check, templates
-        from ..data.tokenize import Prepared, distinct_pad
+        from ..data.tokenize import Prepared, as_chat, conversational, distinct_pad
         from ..models import load_tokenizer
 
         disable_progress_bars()
@@ -49,13 +49,12 @@ class PreferenceTask(Task):
         report = check.Report(recipe.data.max_length, getattr(args, "truncation_mode", "keep_end"))
         report.notes.append(f"format: {splits.format} (trained as preference pairs)")
         report.warnings += splits.warnings
-        chat = isinstance(splits.train.rows[0]["prompt"], list) or (
-            recipe.data.template != "none" and (recipe.data.template != "auto" or bool(tokenizer.chat_template)))
+        chat = conversational(splits.kind, splits.train.rows, tokenizer, recipe.data.template)
         if chat:
             report.notes.append("template: " + templates.setup(tokenizer, recipe.data.template, True, True))
         report.notes.append("pad token: " + distinct_pad(tokenizer))
-        train = as_chat_pairs(splits.train.rows) if chat else splits.train.rows
-        held = (as_chat_pairs(splits.eval.rows) if chat else splits.eval.rows) if splits.eval else None
+        train = as_chat(splits.train.rows) if chat else splits.train.rows
+        held = (as_chat(splits.eval.rows) if chat else splits.eval.rows) if splits.eval else None
         for name, rows in (("train", train), ("eval", held)):
             if rows:
                 report.splits.append(f"{name}: {len(rows)} pairs")
@@ -118,8 +117,9 @@ class PreferenceTask(Task):
         if kind != "preference":
             raise UserError(f"--data: a {self.name} run is scored on preference rows (prompt, chosen, "
                             f"rejected), got {kind} data")
-        chat = bool(tokenizer.chat_template) and recipe.data.template != "none"
-        pairs = as_chat_pairs(rows) if chat else rows
+        from ..data.tokenize import as_chat, conversational
+
+        pairs = as_chat(rows) if conversational(kind, rows, tokenizer, recipe.data.template) else rows
         with tempfile.TemporaryDirectory() as tmp:
             args = training_args(recipe, Path(tmp), has_eval=True)
             args.per_device_eval_batch_size = batch_size
@@ -166,15 +166,6 @@ def _peft_reference(recipe: Any, model: Any) -> None:
         from ..runs import open_run
 
         model.load_adapter(str(open_run(recipe.init_from).artifact), adapter_name="ref")
-
-
-def as_chat_pairs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Plain-text pairs as one-turn conversations (TRL's conversational preference form)."""
-    if not rows or isinstance(rows[0]["prompt"], list):
-        return rows
-    return [{"prompt": [{"role": "user", "content": r["prompt"]}],
-             "chosen": [{"role": "assistant", "content": r["chosen"]}],
-             "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in rows]
 
 
 def example(pair: dict[str, Any], tokenizer: Any, chat: bool) -> list[tuple[str, bool]]:
