@@ -210,3 +210,18 @@ def read_only_dir(tmp_path: Path):
         if immutable:
             subprocess.run(["chattr", "-i", str(folder)], check=True)
         folder.chmod(0o755)
+
+
+def install_plugin(root: Path, monkeypatch: pytest.MonkeyPatch, module: str, source: str, group: str,
+                   entry: str) -> None:
+    """A separately 'installed' package: `module`.py with `source`, plus a dist-info that
+    declares `entry` ("name = module:Class") under the entry-point `group`."""
+    import importlib
+
+    (root / f"{module}.py").write_text(source)
+    info = root / f"{module}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[{group}]\n{entry}\n")
+    monkeypatch.syspath_prepend(str(root))
+    importlib.invalidate_caches()

@@ -1,7 +1,6 @@
 """The strategy registry: duplicates refused, helpful lookups, outside plugins via entry points."""
 from __future__ import annotations
 
-import importlib
 import textwrap
 
 import pytest
@@ -11,6 +10,7 @@ from adapters_sft import registry
 from adapters_sft.errors import UserError
 from adapters_sft.strategies.base import Strategy
 from adapters_sft.trainer import build_trainer
+from tests.conftest import install_plugin
 
 PLUGIN = textwrap.dedent('''
     """An outside strategy: trains only the RMSNorm weights."""
@@ -51,14 +51,8 @@ def fresh_registry(monkeypatch):
 @pytest.fixture
 def outside_plugin(tmp_path, monkeypatch, fresh_registry):
     """A separately 'installed' package: a module plus a dist-info with an entry point."""
-    (tmp_path / "norm_only_plugin.py").write_text(PLUGIN)
-    info = tmp_path / "norm_only_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: norm-only-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        "[adapters_sft.strategies]\nnorm-only = norm_only_plugin:NormOnly\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    importlib.invalidate_caches()
+    install_plugin(tmp_path, monkeypatch, "norm_only_plugin", PLUGIN, "adapters_sft.strategies",
+                   "norm-only = norm_only_plugin:NormOnly")
 
 
 def test_builtins_come_from_entry_points(fresh_registry):

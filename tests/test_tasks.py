@@ -4,7 +4,6 @@ through the shared trainer without touching core, nothing outside tasks/ branche
 name, and the read-side verbs do not import the training module."""
 from __future__ import annotations
 
-import importlib
 import re
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 from adapters_sft import registry
 from adapters_sft.errors import UserError
 from adapters_sft.recipe import load_recipe
+from tests.conftest import install_plugin
 
 PACKAGE = Path(__file__).resolve().parent.parent / "adapters_sft"
 
@@ -40,13 +40,8 @@ def fresh_tasks(monkeypatch):
 
 @pytest.fixture
 def task_plugin(tmp_path, monkeypatch, fresh_tasks):
-    (tmp_path / "echo_task_plugin.py").write_text(PLUGIN)
-    info = tmp_path / "echo_task_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: echo-task-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[adapters_sft.tasks]\necho-sft = echo_task_plugin:EchoSft\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    importlib.invalidate_caches()
+    install_plugin(tmp_path, monkeypatch, "echo_task_plugin", PLUGIN, "adapters_sft.tasks",
+                   "echo-sft = echo_task_plugin:EchoSft")
 
 
 def test_builtin_tasks_come_from_entry_points(fresh_tasks):
