@@ -49,12 +49,13 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, limit: int | None
                  metric: str = "exact_match", batch_size: int = 16,
                  max_new_tokens: int | None = None) -> Evaluation:
     from .registry import get_task
+    from .rundir import EVALS
     from .runs import load_run
 
     model, tokenizer, recipe = load_run(run_dir)
     (split, kind), name = held_out(recipe, data, Path(run_dir))
     rows = split.rows[:limit]
-    out = Path(run_dir) / "eval" / name
+    out = Path(run_dir) / EVALS / name
     report = get_task(recipe.task).evaluate(
         model, tokenizer, recipe, rows, kind, lambda i: split.where[i], out,
         f"{Path(run_dir).name} on {name}", metric, batch_size, max_new_tokens or recipe.eval.max_new_tokens)

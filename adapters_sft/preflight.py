@@ -3,9 +3,9 @@ found here, cheaply, before any model loads and before anything is written; each
 one UserError naming the key or file:line and the fix."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from .data.formats import PREFERENCE_KINDS
 from .errors import UserError
 
 if TYPE_CHECKING:
@@ -43,12 +43,13 @@ def check_eval(recipe: Recipe, fmt: str) -> None:
     if not recipe.data.eval and recipe.data.val_size is None:
         raise UserError(f"{at}eval.metric: needs held-out data; set data.eval=PATH, data.val_size "
                         "or eval.metric=none")
-    if metric == "preference" and fmt != "preference":
-        raise UserError(f"{at}eval.metric: preference scores (prompt, chosen, rejected) pairs, but "
-                        f"the data is {fmt}; use exact_match, accuracy or none")
-    if metric in ("exact_match", "accuracy") and fmt == "preference":
-        raise UserError(f"{at}eval.metric: {metric} does not score preference pairs; use "
-                        "eval.metric=preference (reward accuracy and margin) or none")
+    if metric == "preference" and fmt not in PREFERENCE_KINDS:
+        raise UserError(f"{at}eval.metric: preference scores preference rows ((prompt, chosen, "
+                        f"rejected) or (prompt, completion, label)), but the data is {fmt}; use "
+                        "exact_match, accuracy or none")
+    if metric in ("exact_match", "accuracy") and fmt in PREFERENCE_KINDS:
+        raise UserError(f"{at}eval.metric: {metric} does not score {fmt} rows; use "
+                        "eval.metric=preference (rewards and margin) or none")
     if metric == "exact_match" and fmt in ("text", "classification"):
         raise UserError(f"{at}eval.metric: exact_match needs a reference answer, which {fmt} data "
                         "has not; use messages or prompt-completion data, or eval.metric=none")
@@ -65,7 +66,7 @@ def preflight(recipe: Recipe, echo: Callable[[str], Any]) -> tuple[Splits, Prepa
 
     load_config(recipe.model, recipe.trust_remote_code)  # a bad alias, path or config.json
     splits = load_data(recipe)
-    args = training_args(recipe, Path(recipe.output_dir) / "checkpoints", splits.eval is not None)
+    args = training_args(recipe, has_eval=splits.eval is not None)
     build_strategy(recipe).preflight()
     check_eval(recipe, splits.kind)
     from . import init_from

@@ -100,7 +100,8 @@ class Recipe:
     model: str = option("", "built-in alias, hub id, or local folder")
     task: str = option("sft", "sft (a generative model, TRL's SFTTrainer), classification (a "
                               "sequence-classification head on (text, label) data, transformers' "
-                              "Trainer), dpo, orpo or simpo (preference pairs, docs/preference.md), "
+                              "Trainer), dpo, orpo, simpo (preference pairs) or kto (answers "
+                              "labelled desirable or not; docs/preference.md), "
                               "or another registered task (adapters-sft ls)")
     strategy: Any = option({}, "strategy name and its options (see `adapters-sft show`)")
     data: DataSection = option(None, "where the data is and how to read it")

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from .recipe import Recipe
     from .trainer import RunResult
 
-FINGERPRINT = "fingerprint.json"
 # Recipe keys that may change between sessions without changing what is computed.
 _FREE = ("versions", "overwrite", "checkpoint")
 
@@ -113,22 +112,22 @@ def _resume_exclusive(out: Path, overrides: list[str] | None, force: bool,
 
     work = rundir.partial_dir(out)
     if not work.is_dir():
-        if (out / "recipe.yaml").is_file():
+        if (out / rundir.RECIPE).is_file():
             raise UserError(f"{out}: this run finished; there is nothing to resume")
         raise UserError(f"{out}: no interrupted run here (no staging folder {work}); "
                         "start one with 'adapters-sft train RECIPE'")
-    found, skipped = checkpoints.latest(work / "checkpoints", before_end=True)
+    found, skipped = checkpoints.latest(work / rundir.CHECKPOINTS, before_end=True)
     for line in skipped:
         echo(f"warning: skipping {line}")
-    if found is None or not (work / FINGERPRINT).is_file():
+    if found is None or not (work / rundir.FINGERPRINT).is_file():
         raise UserError(f"{work}: holds no complete checkpoint, so there is nothing to resume; "
-                        f"start over with 'adapters-sft train {work / 'recipe.yaml'} "
+                        f"start over with 'adapters-sft train {work / rundir.RECIPE} "
                         f"output_dir={out} overwrite=true'")
-    recipe = load_recipe(str(work / "recipe.yaml"), overrides)
+    recipe = load_recipe(str(work / rundir.RECIPE), overrides)
     if Path(recipe.output_dir).resolve() != out.resolve():
         raise UserError(f"output_dir: resume continues the run in {out}; it cannot move it to "
                         f"{recipe.output_dir}")
-    then = rundir.read_json(work / FINGERPRINT)
+    then = rundir.read_json(work / rundir.FINGERPRINT)
     recipe.name = then.get("name", recipe.name)  # the recipe file here is recipe.yaml
     step = checkpoints.step_of(found)
     data = preflight(recipe, echo)
@@ -142,9 +141,9 @@ def _resume_exclusive(out: Path, overrides: list[str] | None, force: bool,
     if changed:  # what this session runs with is what the next resume compares against
         from .trainer import saved_recipe
 
-        rundir.write_recipe(work / "recipe.yaml", saved_recipe(recipe), out / "recipe.yaml")
-        rundir.write_json(work / FINGERPRINT, now)
-    checkpoints.discard_after(work / "checkpoints", step)
-    rundir.truncate_metrics(work / "metrics.jsonl", step)
+        rundir.write_recipe(work / rundir.RECIPE, saved_recipe(recipe), out / rundir.RECIPE)
+        rundir.write_json(work / rundir.FINGERPRINT, now)
+    checkpoints.discard_after(work / rundir.CHECKPOINTS, step)
+    rundir.truncate_metrics(work / rundir.METRICS, step)
     echo(f"resuming '{recipe.name}' from step {step} ({found}) -> {out}")
     return run_in(recipe, work, echo, data, resume_from=found)

@@ -1,4 +1,7 @@
-"""The run directory: everything later commands need, written atomically.
+"""The run directory: everything later commands need, written atomically. This module owns
+its layout (the names below are its constants: RECIPE, TOKENIZER, ...), its staged writes
+(`staged`, `commit`) and what is read back without a model (`read_heldout`); runs.py loads a
+finished run's model from it.
 
     runs/<name>/
       recipe.yaml      the fully resolved recipe, with the library versions used
@@ -29,12 +32,24 @@ import shutil
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import yaml
 
 from .errors import UserError
 from .recipe import YAML12_FLOAT
+
+# The layout: every module names a run's files through these (one owner for the names).
+RECIPE = "recipe.yaml"
+TOKENIZER = "tokenizer"
+CHECKPOINTS = "checkpoints"
+METRICS = "metrics.jsonl"
+FINGERPRINT = "fingerprint.json"
+HELDOUT = "heldout.json"
+EVAL = "eval.json"
+LABELS = "labels.json"
+CONFUSION = "confusion.png"
+EVALS = "eval"  # adapters-sft eval's reports, a folder per data set
 
 _LIBS = ("adapters-sft", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes")
 
@@ -87,7 +102,7 @@ def exclusive(out: Path, key: str = "output_dir") -> Iterator[None]:
 def enclosing_run(path: Path) -> Path | None:
     """The run directory that `path` is (or is inside), if any."""
     for folder in (path, *path.parents):
-        if (folder / "recipe.yaml").is_file() and any((folder / a).is_dir() for a in ("adapter", "weights")):
+        if (folder / RECIPE).is_file() and any((folder / a).is_dir() for a in ("adapter", "weights")):
             return folder
     return None
 
@@ -105,8 +120,8 @@ def check_target(out: Path, overwrite: bool) -> None:
     if not overwrite:
         raise UserError(f"output_dir: '{out}' already holds a run; choose another "
                         "output_dir=... or add overwrite=true to replace it")
-    if not (out / "recipe.yaml").is_file():
-        raise UserError(f"output_dir: '{out}' is not empty and is not a run (no recipe.yaml), "
+    if not (out / RECIPE).is_file():
+        raise UserError(f"output_dir: '{out}' is not empty and is not a run (no {RECIPE}), "
                         "so overwrite=true will not delete it; choose another output_dir=...")
 
 
@@ -124,15 +139,19 @@ def staging_dir(out: Path) -> Path:
 
 
 @contextmanager
-def staged(out: Path) -> Iterator[Path]:
-    """A fresh staging folder for `out`: committed into place when the block ends, removed
-    when it raises, so a result (merged model, export) appears whole or not at all."""
-    tmp = staging_dir(out)
+def staged(out: Path, work: Path | None = None,
+           keep: Callable[[Path], bool] | None = None) -> Iterator[Path]:
+    """A staging folder for `out` (fresh, or `work` when it already holds a run's start):
+    committed into place when the block ends, removed when it raises, so a result (a run, a
+    merged model, an export) appears whole or not at all; unless `keep(folder)` says a failed
+    one is worth keeping (a run with a complete checkpoint, for resume)."""
+    tmp = work if work is not None else staging_dir(out)
     try:
         yield tmp
         commit(tmp, out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if keep is None or not keep(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
@@ -184,7 +203,7 @@ def write_recipe(path: Path, recipe_dict: dict[str, Any], final_path: Path) -> N
 def write_heldout(work: Path, splits: Any) -> None:
     """Keep the held-out rows with the run (data.eval, or what data.val_size carved off)."""
     if splits.eval is not None:
-        write_json(work / "heldout.json", {"kind": splits.kind, "rows": splits.eval.rows,
+        write_json(work / HELDOUT, {"kind": splits.kind, "rows": splits.eval.rows,
                                            "where": splits.eval.where})
 
 
@@ -192,7 +211,7 @@ def read_heldout(run: Path) -> tuple[Any, str] | None:
     """(Split, kind) of the held-out rows saved with a run, or None (older runs, no eval)."""
     from .data import Split
 
-    path = run / "heldout.json"
+    path = run / HELDOUT
     if not path.is_file():
         return None
     saved = read_json(path)

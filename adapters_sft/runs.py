@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError, unreadable
+from .rundir import RECIPE, TOKENIZER, partial_dir
 
 
 @dataclasses.dataclass
@@ -26,7 +27,7 @@ class Opened:
         store a local base as an absolute path); else one line saying how to point at it."""
         base = Path(self.recipe.model)
         if base.is_absolute() and not base.exists():
-            raise UserError(f"{self.path / 'recipe.yaml'}: model '{base}', the base this run was "
+            raise UserError(f"{self.path / RECIPE}: model '{base}', the base this run was "
                             "trained on, no longer exists; put it back, or set `model:` in that "
                             "file to where it is now")
 
@@ -41,28 +42,26 @@ def open_run(run_dir: str | Path, verb: str = "") -> Opened:
     from .registry import get_task
 
     run = Path(run_dir)
-    from .rundir import partial_dir
-
     partial = partial_dir(run)
-    if not (run / "recipe.yaml").is_file():
+    if not (run / RECIPE).is_file():
         if partial.is_dir():
             raise UserError(f"{run}: not a finished run: its training never finished (only the "
                             f"staging folder {partial} exists); train it first: continue it with "
                             f"'adapters-sft resume {run}' or start it again")
-        raise UserError(f"{run}: not a finished run: it holds no recipe.yaml; train it first, "
+        raise UserError(f"{run}: not a finished run: it holds no {RECIPE}; train it first, "
                         "or give a run directory")
-    recipe = load_recipe(str(run / "recipe.yaml"))
+    recipe = load_recipe(str(run / RECIPE))
     if verb and not get_task(recipe.task).generative:
         raise UserError(f"{run}: a {recipe.task} run, and {verb} works on generative runs; "
                         f"score it with 'adapters-sft eval {run}'")
     strategy = build_strategy(recipe)
     artifact = run / strategy.artifact
-    if not artifact.is_dir() or not (run / "tokenizer").is_dir():
-        missing = artifact if not artifact.is_dir() else run / "tokenizer"
+    if not artifact.is_dir() or not (run / TOKENIZER).is_dir():
+        missing = artifact if not artifact.is_dir() else run / TOKENIZER
         raise UserError(f"{missing}: missing; the run did not finish saving, train it again")
-    with unreadable(f"{run / 'tokenizer'}", "the run's tokenizer is damaged; restore the run "
-                                            "folder from a copy, or train it again"):
-        tokenizer = AutoTokenizer.from_pretrained(run / "tokenizer")
+    with unreadable(f"{run / TOKENIZER}", "the run's tokenizer is damaged; restore the run "
+                                         "folder from a copy, or train it again"):
+        tokenizer = AutoTokenizer.from_pretrained(run / TOKENIZER)
     return Opened(run, recipe, strategy, artifact, tokenizer)
 
 
@@ -83,7 +82,7 @@ def load_model_or_run(ref: str, verb: str) -> tuple[Any, Any]:
     template), or of a model folder (a merged one included), hub id or alias, as it is."""
     from .models import load_model, load_tokenizer
 
-    if (Path(ref) / "recipe.yaml").is_file():
+    if (Path(ref) / RECIPE).is_file():
         model, tokenizer, _ = load_run(ref, verb)
         return model, tokenizer
     if Path(ref).is_dir() and not (Path(ref) / "config.json").is_file():

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import Interrupted, UserError
 from .recipe import Recipe
+from .rundir import CHECKPOINTS
 
 if TYPE_CHECKING:
     from .data import Splits
@@ -32,10 +33,10 @@ def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = 
     strategy = build_strategy(recipe)
     if data is None:
         splits = load_data(recipe)
-        data = splits, prepare_data(recipe, splits, training_args(recipe, work_dir / "checkpoints",
+        data = splits, prepare_data(recipe, splits, training_args(recipe, work_dir / CHECKPOINTS,
                                                                   splits.eval is not None))
     splits, prepared = data
-    args = training_args(recipe, work_dir / "checkpoints", splits.eval is not None)
+    args = training_args(recipe, work_dir / CHECKPOINTS, splits.eval is not None)
     ours = knobs.split(recipe)[0]
     callbacks = [*(callbacks or []), *knobs.callbacks(ours)]
     trainer = get_task(recipe.task).build_trainer(recipe, strategy, args, prepared, callbacks,
@@ -68,7 +69,7 @@ def _train_exclusive(recipe: Recipe, out: Path, echo: Callable[[str], Any]) -> R
     from .preflight import preflight
 
     rundir.check_target(out, recipe.overwrite)
-    found, _ = checkpoints.latest(rundir.partial_dir(out) / "checkpoints")
+    found, _ = checkpoints.latest(rundir.partial_dir(out) / CHECKPOINTS)
     if found is not None and not recipe.overwrite:
         raise UserError(f"output_dir: '{out}' has an interrupted run with a checkpoint at step "
                         f"{checkpoints.step_of(found)}; continue it with 'adapters-sft resume {out}', "
@@ -76,8 +77,8 @@ def _train_exclusive(recipe: Recipe, out: Path, echo: Callable[[str], Any]) -> R
     data = preflight(recipe, echo)
     echo(f"training '{recipe.name}' with strategy '{recipe.strategy.name}' on {recipe.model} -> {out}")
     work = rundir.staging_dir(out)
-    rundir.write_recipe(work / "recipe.yaml", saved_recipe(recipe), out / "recipe.yaml")
-    rundir.write_json(work / resume_run.FINGERPRINT, resume_run.fingerprint(recipe, data[0]))
+    rundir.write_recipe(work / rundir.RECIPE, saved_recipe(recipe), out / rundir.RECIPE)
+    rundir.write_json(work / rundir.FINGERPRINT, resume_run.fingerprint(recipe, data[0]))
     rundir.write_heldout(work, data[0])
     return run_in(recipe, work, echo, data)
 
@@ -97,14 +98,16 @@ def run_in(recipe: Recipe, work: Path, echo: Callable[[str], Any], data: tuple[S
     from . import checkpoints, rundir
 
     out = Path(recipe.output_dir)
+
+    def resumable(folder: Path) -> bool:  # else nothing to continue from: leave nothing
+        return checkpoints.latest(folder / CHECKPOINTS)[0] is not None
+
     try:
-        trainer, scores = _train_in(recipe, work, echo, data, resume_from)
-        rundir.commit(work, out)
+        with rundir.staged(out, work, keep=resumable):
+            trainer, scores = _train_in(recipe, work, echo, data, resume_from)
     except BaseException as exc:
-        found, _ = checkpoints.latest(work / "checkpoints")
-        if found is None:
-            shutil.rmtree(work, ignore_errors=True)  # nothing to continue from: leave nothing
-        elif not isinstance(exc, (Interrupted, UserError)):
+        found, _ = checkpoints.latest(work / CHECKPOINTS)
+        if found is not None and not isinstance(exc, (Interrupted, UserError)):
             echo(f"the run stopped ({type(exc).__name__}); its checkpoint at step "
                  f"{checkpoints.step_of(found)} is kept: continue with 'adapters-sft resume {out}'")
         raise
@@ -117,7 +120,7 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
     from .registry import get_task
 
     out = Path(recipe.output_dir)
-    metrics = rundir.MetricsWriter(work / "metrics.jsonl")
+    metrics = rundir.MetricsWriter(work / rundir.METRICS)
     logger = metrics.as_callback()
     stop = durable.StopRequest()
     schedule = durable.schedule_callback(recipe.checkpoint, stop)
@@ -125,8 +128,8 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
     eval_rows = data[1].eval_rows or []  # held-out rows as training rows went through the template
     tokenizer = trainer.processing_class
     # the before-training score of an interrupted run was saved when it was taken
-    scores: dict[str, Any] = rundir.read_json(work / "eval.json") if resume_from and \
-        (work / "eval.json").is_file() else {}
+    scores: dict[str, Any] = rundir.read_json(work / rundir.EVAL) if resume_from and \
+        (work / rundir.EVAL).is_file() else {}
 
     task = get_task(recipe.task)
 
@@ -137,12 +140,12 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
 
     if recipe.eval.metric != "none" and recipe.eval.before_training and "before" not in scores:
         score("before")
-        rundir.write_json(work / "eval.json", scores)
+        rundir.write_json(work / rundir.EVAL, scores)
     with durable.stop_on_signals(stop):
         result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     state = trainer.state
     if stop.signum is not None and state.global_step < state.max_steps:
-        found, _ = checkpoints.latest(work / "checkpoints")
+        found, _ = checkpoints.latest(work / CHECKPOINTS)
         if found is None:
             raise Interrupted(f"stopped by {stop.name} at step {state.global_step}; no checkpoint "
                               "was written, so nothing was kept", stop.signum)
@@ -155,13 +158,13 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
                    "train_loss": trainer.run_train_loss(), "final": True})
     if recipe.eval.metric != "none":
         score("after")
-        rundir.write_json(work / "eval.json", scores)
+        rundir.write_json(work / rundir.EVAL, scores)
     task.after_training(work, scores, data[1])
     strategy.save(trainer.model, work / strategy.artifact)
-    tokenizer.save_pretrained(work / "tokenizer")
-    rundir.write_recipe(work / "recipe.yaml", saved_recipe(recipe), out / "recipe.yaml")
+    tokenizer.save_pretrained(work / rundir.TOKENIZER)
+    rundir.write_recipe(work / rundir.RECIPE, saved_recipe(recipe), out / rundir.RECIPE)
     if recipe.training.get("save_strategy", "no") == "no":  # crash insurance, or made for the best
-        shutil.rmtree(work / "checkpoints", ignore_errors=True)  # model: the run is complete now
+        shutil.rmtree(work / CHECKPOINTS, ignore_errors=True)  # model: the run is complete now
     trainer.remove_callback(logger)  # the staging folder is renamed; later evaluate() calls only print
     return trainer, scores
 

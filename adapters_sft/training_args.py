@@ -23,14 +23,16 @@ if TYPE_CHECKING:
     from .recipe import Recipe
 
 
-def training_args(recipe: Recipe, output_dir: Path, has_eval: bool = False) -> Any:
-    """The Trainer's config from the recipe. Our own keys (knobs.py) are taken out first and
-    fill in the defaults they imply; the task adds its own values last."""
+def training_args(recipe: Recipe, output_dir: Path | None = None, has_eval: bool = False) -> Any:
+    """The Trainer's config from the recipe, writing checkpoints into `output_dir` (by default
+    the run's checkpoints/ folder). Our own keys (knobs.py) are taken out first and fill in the
+    defaults they imply; the task adds its own values last."""
     import torch
 
     from . import knobs, training_keys
     from .loading import cuda
     from .registry import get_task
+    from .rundir import CHECKPOINTS
 
     task = get_task(recipe.task)
     config_cls = task.config_class()
@@ -44,7 +46,7 @@ def training_args(recipe: Recipe, output_dir: Path, has_eval: bool = False) -> A
         "logging_steps": 5, "save_strategy": "no",
         "dataloader_pin_memory": on_gpu, "disable_tqdm": False,
         **knobs.config_defaults(recipe, ours, has_eval), **training,
-        "output_dir": str(output_dir), "seed": recipe.seed,
+        "output_dir": str(output_dir or Path(recipe.output_dir) / CHECKPOINTS), "seed": recipe.seed,
         "save_total_limit": None,  # checkpoints.rotate keeps checkpoint.keep, after marking
         "restore_callback_states_from_checkpoint": True,  # early stopping's patience, on resume
         **task.config_values(recipe, training),

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,13 +22,21 @@ def run(args: argparse.Namespace) -> int:
     from ..data import load_splits
     from ..errors import UserError
     from ..recipe import load_recipe
-    from ..registry import get_task
+    from ..registry import get_task, task_names
     from ..training_args import training_args
 
     recipe = load_recipe(args.recipe, args.overrides)
     splits = load_splits(recipe)
-    report = get_task(recipe.task).prepare(recipe, splits, training_args(recipe, Path(recipe.output_dir) / "checkpoints",
-                                                      splits.eval is not None)).report
+    config = training_args(recipe, has_eval=splits.eval is not None)
+    task, mismatch = get_task(recipe.task), ""
+    try:
+        task.check_data(recipe, splits.kind)
+    except UserError as exc:  # still show the data, as the task that trains on it reads it
+        mismatch = str(exc)
+        task = next((get_task(n) for n in task_names() if splits.kind in get_task(n).data_kinds), task)
+    report = task.prepare(recipe, splits, config).report
+    if mismatch:
+        report.warnings.append(f"{mismatch} (shown here as task {task.name} reads it)")
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     print(f"check {recipe.name}: model {recipe.model}")
     print(report.render(color))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import yaml
 
@@ -29,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"data: {len(splits.train.rows)} training rows ({splits.format})"
               + (f", {len(splits.eval.rows)} held-out rows" if splits.eval else ""))
         check_eval(recipe, splits.kind)
-    training_args(recipe, Path(recipe.output_dir) / "checkpoints", has_eval)
+    training_args(recipe, has_eval=has_eval)
     print(yaml.safe_dump(recipe.to_dict(), sort_keys=False).rstrip())
     print(f"ok: {recipe.source} is valid")
     return 0

@@ -1,7 +1,7 @@
 """Training data, from files to the token ids and loss masks TRL trains on.
 
   sources.py    where rows come from (JSONL, JSON, CSV, Parquet, folders, bundled, hub)
-  formats.py    detect, validate and normalise the six formats
+  formats.py    detect, validate and normalise the formats
   load.py       a recipe's splits: rows with their file:line, val_size, duplicates
   templates.py  chat templates: generation markers for the model's own, or one by name
   tokenize.py   TRL's tokenization before the model loads; pad token

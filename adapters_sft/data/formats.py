@@ -11,16 +11,24 @@
                      rejected are whole conversations that share their prompt turns; or a
                      conversation ("messages", or sharegpt's "conversations") with "chosen" and
                      "rejected" single assistant messages
+  unpaired-preference {"prompt": ..., "completion": ..., "label": true|false}  (KTO's rows: one
+                     answer judged desirable or not; two strings, or two lists of messages; or a
+                     conversation, "messages" or sharegpt's "conversations", whose last turn is
+                     the judged answer)
 
 Normalised kinds (what TRL reads): sharegpt and alpaca become `messages`; preference rows
-become TRL's explicit-prompt form {prompt, chosen, rejected}; the others keep their shape. A problem is raised as `RowProblem("what is wrong with which field")`; the
+become TRL's explicit-prompt form {prompt, chosen, rejected}, unpaired ones TRL's
+{prompt, completion, label}; the others keep their shape. A problem is raised as `RowProblem("what is wrong with which field")`; the
 loader adds the file:line.
 """
 from __future__ import annotations
 
 from typing import Any
 
-FORMATS = ("messages", "sharegpt", "alpaca", "prompt-completion", "text", "classification", "preference")
+FORMATS = ("messages", "sharegpt", "alpaca", "prompt-completion", "text", "classification", "preference",
+           "unpaired-preference")
+# the kinds preference tasks train on (tasks/preference.py), and eval.metric=preference scores
+PREFERENCE_KINDS = ("preference", "unpaired-preference")
 ROLES = ("system", "user", "assistant")
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
                   "assistant": "assistant"}
@@ -44,6 +52,8 @@ def detect(row: Any) -> str | None:
         return None
     if "chosen" in row or "rejected" in row:
         return "preference"
+    if "label" in row and any(k in row for k in ("prompt", "completion", "messages", "conversations")):
+        return "unpaired-preference"
     if "messages" in row:
         return "messages"
     if "conversations" in row:
@@ -230,6 +240,28 @@ def _message_list(row: dict[str, Any], field: str, roles: dict[str, str]) -> lis
     return [_message(m, field, i, "role", "content", roles) for i, m in enumerate(value)]
 
 
+def _unpaired(row: dict[str, Any]) -> dict[str, Any]:
+    """TRL's unpaired preference form {prompt, completion, label} from the layouts in the module doc."""
+    if "label" not in row:
+        raise RowProblem("missing field 'label': an unpaired preference row needs label true "
+                         "(a desirable answer) or false (an undesirable one)")
+    label = row["label"]
+    if isinstance(label, int) and not isinstance(label, bool) and label in (0, 1):
+        label = bool(label)
+    if not isinstance(label, bool):
+        raise RowProblem(f"field 'label' must be true (a desirable answer) or false (an undesirable "
+                         f"one), got {label!r}")
+    if "prompt" in row or "completion" in row:
+        return {**_prompt_completion({k: row[k] for k in ("prompt", "completion") if k in row}),
+                "label": label}
+    msgs = (_messages(row) if "messages" in row else _sharegpt(row))["messages"]
+    field = "messages" if "messages" in row else "conversations"
+    if msgs[-1]["role"] != "assistant":
+        raise RowProblem(f"{field}[{len(msgs) - 1}]: the last turn must be the assistant's answer "
+                         "that 'label' judges")
+    return {"prompt": msgs[:-1], "completion": msgs[-1:], "label": label}
+
+
 _NORMALISE = {"messages": _messages, "sharegpt": _sharegpt, "alpaca": _alpaca,
               "prompt-completion": _prompt_completion, "text": _text, "classification": _classification,
-              "preference": _preference}
+              "preference": _preference, "unpaired-preference": _unpaired}

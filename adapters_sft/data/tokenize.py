@@ -13,6 +13,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from . import check, templates
+from .formats import PREFERENCE_KINDS
 from .load import Split, Splits
 
 if TYPE_CHECKING:
@@ -36,21 +37,22 @@ class Prepared:
 
 def conversational(kind: str, rows: list[dict[str, Any]], tokenizer: Any, template: str) -> bool:
     """Whether rows go through a chat template. Plain prompt-completion rows (and plain
-    preference pairs) do whenever there is one, so training sees the same format as chat and
+    preference rows) do whenever there is one, so training sees the same format as chat and
     generate at inference."""
-    if kind in ("prompt-completion", "preference") and isinstance(rows[0]["prompt"], str):
+    prompted = ("prompt-completion", *PREFERENCE_KINDS)
+    if kind in prompted and isinstance(rows[0]["prompt"], str):
         return template != "none" and (template != "auto" or bool(tokenizer.chat_template))
-    return kind in ("messages", "prompt-completion", "preference")
+    return kind in ("messages", *prompted)
 
 
 def as_chat(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Plain prompt-completion rows (or preference pairs) as one-turn conversations: the prompt
+    """Plain prompt-completion rows (or preference rows) as one-turn conversations: the prompt
     a user turn, the completion (or each of chosen and rejected) an assistant turn, TRL's
-    conversational form."""
+    conversational form; other fields (an unpaired row's label) stay as they are."""
     if not rows or not isinstance(rows[0].get("prompt"), str):
         return rows
     answers = [k for k in ("completion", "chosen", "rejected") if k in rows[0]]
-    return [{"prompt": [{"role": "user", "content": r["prompt"]}],
+    return [{**r, "prompt": [{"role": "user", "content": r["prompt"]}],
              **{k: [{"role": "assistant", "content": r[k]}] for k in answers}} for r in rows]
 
 
@@ -86,29 +88,28 @@ def tokenize(rows: list[dict[str, Any]], kind: str, tokenizer: Any, args: Any, t
     return out.select_columns(["input_ids", "labels"])
 
 
-def prepare(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
-    """Tokenizer with the training template and pad token, tokenized splits and the check
-    report. Nothing here loads model weights."""
+def start(recipe: Recipe, splits: Splits, args: Any, trained_as: str = "") -> tuple[Any, check.Report]:
+    """The run's tokenizer and a `check` report opened with the data's format and warnings:
+    what every task's preparation begins with. No weights load."""
     import datasets
 
     from ..models import load_tokenizer
 
     datasets.disable_progress_bars()
     tokenizer = load_tokenizer(recipe.model, recipe.trust_remote_code)
+    report = check.Report(recipe.data.max_length, getattr(args, "truncation_mode", "keep_end"))
+    report.notes.append(f"format: {splits.format}" + (f" (trained as {trained_as})" if trained_as else ""))
+    report.warnings += splits.warnings
+    return tokenizer, report
+
+
+def prepare(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
+    """Generative (SFT) rows: tokenizer with the training template and pad token, tokenized
+    splits and the check report. Nothing here loads model weights."""
+    d = recipe.data
+    tokenizer, report = start(recipe, splits, args, splits.kind if splits.kind != splits.format else "")
     if getattr(args, "eos_token", None):  # training.eos_token, as TRL would set it before tokenizing
         tokenizer.eos_token = args.eos_token
-    d = recipe.data
-    report = check.Report(recipe.data.max_length, getattr(args, "truncation_mode", "keep_end"))
-    report.notes.append(f"format: {splits.format}" + (f" (trained as {splits.kind})"
-                                                     if splits.kind != splits.format else ""))
-    report.warnings += splits.warnings
-    if splits.kind == "classification":
-        check.classification(report, tokenizer, splits)
-        labels = label_set(splits.train.rows)
-        train, held = (classification_dataset(s.rows, tokenizer, labels, d.max_length) if s else None
-                       for s in (splits.train, splits.eval))
-        return Prepared(tokenizer, train, held, report, labels=labels,
-                        eval_rows=splits.eval.rows if splits.eval else None)
     chat = conversational(splits.kind, splits.train.rows, tokenizer, d.template)
     report.notes.append("template: " + templates.setup(tokenizer, d.template, chat, d.train_on_prompt))
     report.notes.append("pad token: " + distinct_pad(tokenizer))
@@ -123,21 +124,3 @@ def prepare(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
     held = one("eval", splits.eval) if splits.eval else None
     eval_rows = (as_chat(splits.eval.rows) if chat else splits.eval.rows) if splits.eval else None
     return Prepared(tokenizer, train, held, report, chat, eval_rows=eval_rows)
-
-
-def label_set(rows: list[dict[str, Any]]) -> list[Any]:
-    """The training labels in a stable order (numbers numerically, names alphabetically):
-    label i of the classifier is the i-th of these."""
-    return sorted({r["label"] for r in rows})
-
-
-def classification_dataset(rows: list[dict[str, Any]], tokenizer: Any, labels: list[Any],
-                           max_length: int | None) -> Any:
-    """Columns input_ids, attention_mask and labels (the label's index); a label outside
-    `labels` (never seen in training) gets -1, which check.classification already reported."""
-    from datasets import Dataset
-
-    index = {label: i for i, label in enumerate(labels)}
-    enc = tokenizer([r["text"] for r in rows], truncation=max_length is not None, max_length=max_length)
-    return Dataset.from_dict({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
-                              "labels": [index.get(r["label"], -1) for r in rows]})

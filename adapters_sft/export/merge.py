@@ -28,7 +28,7 @@ def check_out(out: Path, overwrite: bool, run: Path) -> None:
     """Refuse an existing --out unless --overwrite; never one inside a run or holding one (the
     run itself, or any other), nor an interrupted training run's output_dir."""
     from .. import checkpoints
-    from ..rundir import enclosing_run, partial_dir
+    from ..rundir import CHECKPOINTS, RECIPE, enclosing_run, partial_dir
 
     resolved = out.resolve()
     inside = enclosing_run(resolved)
@@ -36,14 +36,14 @@ def check_out(out: Path, overwrite: bool, run: Path) -> None:
         how = "is or is inside the run" if inside is not None else "holds the run"
         raise UserError(f"--out: '{out}' {how} '{inside or run}', and writing there would destroy "
                         "it; choose a path outside every run, e.g. merged/NAME")
-    if checkpoints.latest(partial_dir(out) / "checkpoints")[0] is not None:
+    if checkpoints.latest(partial_dir(out) / CHECKPOINTS)[0] is not None:
         raise UserError(f"--out: '{out}' is the output_dir of an interrupted training run (its "
                         f"checkpoints are in {partial_dir(out)}); choose another path")
     if not out.exists():
         return
     if not overwrite:
         raise UserError(f"--out: '{out}' already exists; choose another path or add --overwrite")
-    if next(out.rglob("recipe.yaml"), None) is not None or \
+    if next(out.rglob(RECIPE), None) is not None or \
             Path.cwd().resolve().is_relative_to(resolved):
         raise UserError(f"--out: '{out}' holds a run or the current folder, so --overwrite "
                         "will not replace it; choose another path")

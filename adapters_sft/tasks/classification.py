@@ -2,7 +2,7 @@
 
 TRL's SFTTrainer cannot train classification models (FACTS.md), so this task uses its parent
 class with the same strategies, knobs and run directory. The labels come from the training
-data (data/tokenize.label_set); their order gives the class ids, and the model's config
+data (`label_set` below); their order gives the class ids, and the model's config
 carries `id2label`, so a saved run names its classes by itself (and labels.json lists them).
 Decoder LLMs work too: their score head reads the last non-pad token, so the config's pad id
 must be the tokenizer's. Scored by accuracy, macro and per-class P/R/F1 and a confusion matrix.
@@ -29,6 +29,20 @@ class ClassificationTask(Task):
         if kind != "classification":
             raise UserError(f"{recipe.where('task')}task: classification needs (text, label) rows, but "
                             f"data.train holds {kind} data; give classification data or set task=sft")
+
+    def prepare(self, recipe: Any, splits: Any, args: Any) -> Any:
+        """Tokenizer and (input_ids, attention_mask, label id) splits; the label set is the
+        training data's. No weights load."""
+        from ..data import check
+        from ..data.tokenize import Prepared, start
+
+        tokenizer, report = start(recipe, splits, args)
+        check.classification(report, tokenizer, splits)
+        labels = label_set(splits.train.rows)
+        train, held = (encode(s.rows, tokenizer, labels, recipe.data.max_length) if s else None
+                       for s in (splits.train, splits.eval))
+        return Prepared(tokenizer, train, held, report, labels=labels,
+                        eval_rows=splits.eval.rows if splits.eval else None)
 
     def config_class(self) -> type:
         from transformers import TrainingArguments
@@ -81,11 +95,11 @@ class ClassificationTask(Task):
 
     def after_training(self, work: Path, scores: dict[str, Any], prepared: Any) -> None:
         from ..metrics import draw_confusion
-        from ..rundir import write_json
+        from ..rundir import CONFUSION, LABELS, write_json
 
         if "after" in scores:
-            draw_confusion(scores["after"], work / "confusion.png")
-        write_json(work / "labels.json", [str(x) for x in prepared.labels])  # class-id order
+            draw_confusion(scores["after"], work / CONFUSION)
+        write_json(work / LABELS, [str(x) for x in prepared.labels])  # class-id order
 
     def evaluate(self, model: Any, tokenizer: Any, recipe: Any, rows: list[dict[str, Any]], kind: str,
                  where: Callable[[int], str], out: Path, title: str, metric: str, batch_size: int,
@@ -100,6 +114,23 @@ class ClassificationTask(Task):
         from ..metrics import table
 
         return table(report)
+
+
+def label_set(rows: list[dict[str, Any]]) -> list[Any]:
+    """The training labels in a stable order (numbers numerically, names alphabetically):
+    label i of the classifier is the i-th of these."""
+    return sorted({r["label"] for r in rows})
+
+
+def encode(rows: list[dict[str, Any]], tokenizer: Any, labels: list[Any], max_length: int | None) -> Any:
+    """Columns input_ids, attention_mask and labels (the label's index); a label outside
+    `labels` (never seen in training) gets -1, which check.classification already reported."""
+    from datasets import Dataset
+
+    index = {label: i for i, label in enumerate(labels)}
+    enc = tokenizer([r["text"] for r in rows], truncation=max_length is not None, max_length=max_length)
+    return Dataset.from_dict({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+                              "labels": [index.get(r["label"], -1) for r in rows]})
 
 
 def load_classifier(ref: str, load_kwargs: dict[str, Any], labels: list[Any], tokenizer: Any,
@@ -120,7 +151,9 @@ def run_labels(run: Path) -> list[str]:
     """The class names of a classification run, in class-id order."""
     import json
 
-    path = run / "labels.json"
+    from ..rundir import LABELS
+
+    path = run / LABELS
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -168,8 +201,8 @@ def evaluate(model: Any, tokenizer: Any, rows: list[dict[str, Any]], max_length:
 def write_report(report: dict[str, Any], out: Path, title: str = "") -> None:
     """eval.json-style JSON and confusion.png into `out`."""
     from ..metrics import draw_confusion
-    from ..rundir import write_json
+    from ..rundir import CONFUSION, EVAL, write_json
 
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "eval.json", report)
-    draw_confusion(report, out / "confusion.png", title)
+    write_json(out / EVAL, report)
+    draw_confusion(report, out / CONFUSION, title)

@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
+from ..data.formats import PREFERENCE_KINDS
 from ..errors import UserError
 from .base import Task
 
@@ -21,10 +22,11 @@ class SftTask(Task):
             raise UserError(f"{recipe.where('data.train')}data.train: holds classification rows "
                             "(text, label), which train a classification head; set task=classification, "
                             "or use messages, prompt-completion or text data")
-        if kind == "preference":
-            raise UserError(f"{recipe.where('data.train')}data.train: holds preference rows (prompt, "
-                            "chosen, rejected), which train with task=dpo; set task=dpo, or use "
-                            "messages, prompt-completion or text data")
+        if kind in PREFERENCE_KINDS:
+            rows, task = (("preference rows (prompt, chosen, rejected)", "dpo") if kind == "preference"
+                          else ("unpaired preference rows (prompt, completion, label)", "kto"))
+            raise UserError(f"{recipe.where('data.train')}data.train: holds {rows}, which train with "
+                            f"task={task}; set task={task}, or use messages, prompt-completion or text data")
         super().check_data(recipe, kind)
 
     def config_class(self) -> type:
@@ -81,21 +83,21 @@ class SftTask(Task):
         """Loss and perplexity, then greedy answers scored where rows have a reference."""
         from .. import evaluate
         from ..data.tokenize import as_chat, conversational, tokenize
-        from ..rundir import write_json
+        from ..rundir import EVAL, write_json
         from ..training_args import training_args
 
         if kind == "classification":
             raise UserError("--data: (text, label) rows score a classifier; this run is generative")
         chat = conversational(kind, rows, tokenizer, recipe.data.template)
         rows = as_chat(rows) if chat else rows
-        args = training_args(recipe, Path(recipe.output_dir) / "checkpoints", has_eval=True)
+        args = training_args(recipe, has_eval=True)
         dataset = tokenize(rows, kind, tokenizer, args, recipe.data.train_on_prompt)
         report: dict[str, Any] = evaluate.lm_loss(model, dataset, tokenizer.pad_token_id, batch_size)
         if kind != "text":
             report["answers"] = evaluate.exact_match(model, tokenizer, rows, max_new_tokens, batch_size,
                                                      metric)
         out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "eval.json", report)
+        write_json(out / EVAL, report)
         return report
 
     def summarise(self, report: dict[str, Any], rows: int) -> str:

@@ -82,8 +82,11 @@ def test_classification_rows_are_read_and_checked(tiny_recipe, tmp_path):
     path = tmp_path / "c.jsonl"
     path.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n"
                             for t, lab in [("red", "colour"), ("cat", "animal"), ("dog", "animal")]))
-    recipe = tiny_recipe("lora", f"data.train={path}", "data.eval=null")
-    splits, ready = _prepared(recipe, tmp_path)
+    from adapters_sft.registry import get_task
+
+    recipe = tiny_recipe("lora", "task=classification", f"data.train={path}", "data.eval=null")
+    splits = load_splits(recipe)
+    ready = get_task("classification").prepare(recipe, splits, training_args(recipe, tmp_path / "c"))
     assert splits.kind == "classification" and [r["label"] for r in splits.train.rows] == ["colour", "animal", "animal"]
     assert any("labels {'animal': 2, 'colour': 1}" in line for line in ready.report.splits)
     with pytest.raises(RowProblem, match="field 'label' must be a string or an integer, got float"):

@@ -1,7 +1,8 @@
 """Preference rows (task dpo): every layout users have in the wild (explicit prompt, implicit
 shared prefix, a conversation with chosen/rejected messages, sharegpt spelling, plain text)
-normalises to the same TRL pair; bad rows are refused with file:line and the field; `check`
-shows a pair with the part each side trains on."""
+normalises to the same TRL pair; unpaired rows (task kto) likewise to TRL's (prompt,
+completion, label); bad rows are refused with file:line and the field; `check` shows a pair
+with the part each side trains on."""
 from __future__ import annotations
 
 import json
@@ -74,3 +75,68 @@ def test_check_shows_a_pair_with_what_each_side_trains_on(tiny_recipe, tmp_path,
     assert "trained as preference pairs" in out and "train: 1 pairs" in out
     assert f"[chosen] [[{GOOD}<|im_end|>\n]]" in out and f"[rejected] [[{BAD}<|im_end|>\n]]" in out
     assert f"<|im_start|>user\n{USER}<|im_end|>\n<|im_start|>assistant\n[chosen]" in out
+
+
+UNPAIRED = {"prompt": PAIR["prompt"], "completion": PAIR["chosen"], "label": True}
+UNPAIRED_LAYOUTS = {
+    "explicit": UNPAIRED,
+    "messages": {"messages": PAIR["prompt"] + PAIR["chosen"], "label": True},
+    "sharegpt": {"conversations": [{"from": "human", "value": USER}, {"from": "gpt", "value": GOOD}], "label": 1},
+}
+
+
+@pytest.mark.parametrize("layout", UNPAIRED_LAYOUTS)
+def test_every_unpaired_layout_normalises_to_one_row(layout):
+    row = UNPAIRED_LAYOUTS[layout]
+    assert detect(row) == "unpaired-preference"
+    assert normalise(row, "unpaired-preference") == UNPAIRED
+
+
+def test_plain_unpaired_rows_stay_text_and_labels_stay_booleans():
+    assert normalise({"prompt": USER, "completion": BAD, "label": 0}, "unpaired-preference") == \
+        {"prompt": USER, "completion": BAD, "label": False}
+
+
+@pytest.mark.parametrize("row, problem", [
+    ({"prompt": USER, "completion": GOOD, "label": "good"}, r"'label' must be true .* got 'good'"),
+    ({"prompt": USER, "completion": GOOD, "label": 2}, r"'label' must be true .* got 2"),
+    ({"prompt": USER, "label": True}, "missing field 'completion'"),
+    ({"messages": PAIR["prompt"], "label": True}, "has no assistant turn"),
+    ({"messages": PAIR["prompt"] + PAIR["chosen"] + PAIR["prompt"], "label": False}, r"messages\[2\]: the last turn"),
+])
+def test_bad_unpaired_rows_name_the_field(row, problem):
+    with pytest.raises(RowProblem, match=problem):
+        normalise(row, "unpaired-preference")
+
+
+def test_a_row_without_its_label_among_unpaired_rows_is_named(tiny_recipe, tmp_path):
+    path = tmp_path / "kto.jsonl"
+    path.write_text(json.dumps(UNPAIRED) + "\n" + json.dumps({"prompt": USER, "completion": GOOD}) + "\n")
+    with pytest.raises(UserError, match=r"kto.jsonl:2: .*prompt-completion.*unpaired-preference"):
+        load_splits(tiny_recipe("lora", "task=kto", f"data.train={path}", "data.eval=null"))
+
+
+def test_check_shows_an_unpaired_row_with_its_label(tiny_recipe, tmp_path, capsys):
+    from adapters_sft.cli.main import main
+
+    path = tmp_path / "kto.jsonl"
+    path.write_text(json.dumps({**UNPAIRED, "label": False}) + "\n" + json.dumps(UNPAIRED) + "\n")
+    recipe = tmp_path / "kto.yaml"
+    recipe.write_text(json.dumps(tiny_recipe("lora").to_dict() | {"task": "kto", "eval": {"metric": "none"},
+                                                                     "data": {"train": str(path)}}))
+    assert main(["check", str(recipe), "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    assert "train: 2 rows (1 desirable, 1 undesirable)" in out
+    assert f"[undesirable] [[{GOOD}<|im_end|>\n]]" in out
+
+
+def test_check_of_pairs_under_task_sft_shows_them_and_names_the_task(tiny_recipe, tmp_path, capsys):
+    from adapters_sft.cli.main import main
+
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps(PAIR) + "\n")
+    assert main(["check", tiny_recipe("lora").source, f"data.train={path}", "data.eval=null", "--color",
+                 "never"]) == 0
+    out = capsys.readouterr().out
+    assert "train: 1 pairs" in out and f"[chosen] [[{GOOD}<|im_end|>\n]]" in out
+    assert "warning: " in out and "set task=dpo" in out and "(shown here as task dpo reads it)" in out

@@ -1,5 +1,6 @@
 """Preference data for the task tests: tiny synthetic pairs (the answer the SFT fixtures
-teach as chosen, a repeated word as rejected) and a recipe builder for any preference task."""
+teach as chosen, a repeated word as rejected), the same answers unpaired for KTO (labelled
+desirable or not, in a file sorted by label) and a recipe builder for any preference task."""
 from __future__ import annotations
 
 import json
@@ -24,6 +25,18 @@ def pref_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for split, start, n in (("train", 0, 32), ("eval", 100, 8)):
         out[split] = root / f"{split}.jsonl"
         out[split].write_text("".join(json.dumps(pair(start + i)) + "\n" for i in range(n)))
+    return out
+
+
+@pytest.fixture(scope="session")
+def unpaired_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("unpaired")
+    out = {}
+    for split, start, n in (("train", 0, 32), ("eval", 100, 8)):
+        rows = [{"prompt": p["prompt"], "completion": p[side], "label": side == "chosen"}
+                for side in ("chosen", "rejected") for p in map(pair, range(start, start + n))]
+        out[split] = root / f"{split}.jsonl"
+        out[split].write_text("".join(json.dumps(row) + "\n" for row in rows))
     return out
 
 

@@ -1,4 +1,4 @@
-"""Every preference task (dpo, orpo, simpo) on every strategy trains on a tiny model, the
+"""Every preference task (dpo, orpo, simpo, kto) on every strategy trains on a tiny model, the
 reference-free ones raise the held-out margin in a few steps, and `ls` marks the tasks whose
 TRL trainer is experimental."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from adapters_sft.cli.main import main
 from adapters_sft.registry import get_task, strategy_names
 from adapters_sft.trainer import build_trainer, train
 
-TASKS = ("dpo", "orpo", "simpo")
+TASKS = ("dpo", "orpo", "simpo", "kto")
 STRATEGIES = sorted(set(strategy_names()) & {"head-only", "full", "freeze", "lora", "qlora", "ia3", "adapter"})
 
 
