@@ -26,7 +26,8 @@ from . import checkpoints
 
 def durable(base: type) -> type:
     """`base` (SFTTrainer or Trainer) with checkpoints that hold only what trained, a
-    completion marker, our rotation and the logging window carried across a resume."""
+    completion marker, our rotation and the logging window carried across a resume; its log
+    lines also say what each step cost (measure.py)."""
     from transformers import TrainerCallback
 
     class RestoreLogWindow(TrainerCallback):
@@ -36,7 +37,9 @@ def durable(base: type) -> type:
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             self.trainer._restore_log_window()
 
-    class Durable(base):  # type: ignore[misc, valid-type]
+    from .measure import measured
+
+    class Durable(measured(base)):  # type: ignore[misc, valid-type]
         keep_checkpoints: int = 2
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -16,6 +16,15 @@ def cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def attention() -> str | None:
+    """The attention implementation models load with: FlashAttention 2 on a CUDA GPU where the
+    flash_attn package is installed (it attends within each packed sequence, data/batching.py);
+    otherwise None, transformers' own choice (SDPA where the model supports it, else eager)."""
+    import importlib.util
+
+    return "flash_attention_2" if cuda() and importlib.util.find_spec("flash_attn") else None
+
+
 def build_strategy(recipe: Recipe) -> Strategy:
     from .registry import get_strategy
 
@@ -37,6 +46,8 @@ def model_load_kwargs(recipe: Recipe, strategy: Any) -> dict[str, Any]:
         kwargs["dtype"] = torch.float32
     if on_gpu:
         kwargs["device_map"] = {"": 0}
+    if attention():
+        kwargs["attn_implementation"] = attention()
     kwargs.update(strategy.load_options())
     dropout = knobs.split(recipe)[0].dropout
     if dropout is not None:

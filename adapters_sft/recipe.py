@@ -11,7 +11,7 @@ import dataclasses
 import importlib.resources
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import yaml
 
@@ -57,6 +57,10 @@ class DataSection:
                                    "by name: " + ", ".join(TEMPLATES))
     max_length: int | None = option(512, "truncate tokenized rows to this many tokens", Range(1))
     train_on_prompt: bool = option(False, "also put loss on prompt / user tokens")
+    packing: bool | Literal["auto"] = option("auto", "generative batches: true packs rows into "
+                                                     "padding-free batches, false pads them in random "
+                                                     "order, auto picks by attention and lengths "
+                                                     "(data/batching.py; check shows the choice)")
 
     def __post_init__(self) -> None:
         if not self.train:

@@ -53,6 +53,7 @@ class RunResult:
     scores: dict[str, Any]
     trainer: Any  # the task's Trainer, holding the trained model
     task: str = "sft"
+    cost: dict[str, Any] = dataclasses.field(default_factory=dict)  # measure.py: tokens/s, padding, memory
 
 
 def train(recipe: Recipe, echo: Callable[[str], Any] = print) -> RunResult:
@@ -104,18 +105,18 @@ def run_in(recipe: Recipe, work: Path, echo: Callable[[str], Any], data: tuple[S
 
     try:
         with rundir.staged(out, work, keep=resumable):
-            trainer, scores = _train_in(recipe, work, echo, data, resume_from)
+            trainer, scores, cost = _train_in(recipe, work, echo, data, resume_from)
     except BaseException as exc:
         found, _ = checkpoints.latest(work / CHECKPOINTS)
         if found is not None and not isinstance(exc, (Interrupted, UserError)):
             echo(f"the run stopped ({type(exc).__name__}); its checkpoint at step "
                  f"{checkpoints.step_of(found)} is kept: continue with 'adapters-sft resume {out}'")
         raise
-    return RunResult(out, scores, trainer, recipe.task)
+    return RunResult(out, scores, trainer, recipe.task, cost)
 
 
 def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
-              data: tuple[Splits, Prepared], resume_from: Path | None) -> tuple[Any, dict[str, Any]]:
+              data: tuple[Splits, Prepared], resume_from: Path | None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     from . import checkpoints, durable, rundir
     from .registry import get_task
 
@@ -154,8 +155,10 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
                           f"'adapters-sft resume {out}'", stop.signum)
     if stop.signum is not None:
         echo(f"{stop.name} arrived after the last training step; finishing the run")
-    metrics.write({"step": state.global_step, "train_runtime": result.metrics.get("train_runtime"),
-                   "train_loss": trainer.run_train_loss(), "final": True})
+    runtime = result.metrics.get("train_runtime")
+    cost = trainer.cost(runtime or 0.0)
+    metrics.write({"step": state.global_step, "train_runtime": runtime, "train_loss": trainer.run_train_loss(),
+                   **cost, "final": True})
     if recipe.eval.metric != "none":
         score("after")
         rundir.write_json(work / rundir.EVAL, scores)
@@ -166,5 +169,5 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
     if recipe.training.get("save_strategy", "no") == "no":  # crash insurance, or made for the best
         shutil.rmtree(work / CHECKPOINTS, ignore_errors=True)  # model: the run is complete now
     trainer.remove_callback(logger)  # the staging folder is renamed; later evaluate() calls only print
-    return trainer, scores
+    return trainer, scores, cost
 

@@ -75,7 +75,7 @@ def adapters_sft_trainer(steps: int, work: Path, timer: Any) -> Any:
         f"training.{k}={json.dumps(v)}" for k, v in TRAINING.items()] + [
         f"training.max_steps={steps}", f"data.max_length={MAX_LENGTH}", f"seed={SEED}",
         "model=smollm2-135m-instruct", "data.train=builtin:dates/train", "data.eval=null",
-        "data.train_on_prompt=false", "dtype=float32", "eval.metric=none",
+        "data.train_on_prompt=false", "data.packing=false", "dtype=float32", "eval.metric=none",
         "eval.before_training=false", f"output_dir={work}", "overwrite=true"]
     recipe = load_recipe("smollm2-135m/lora", overrides)
     # The metrics.jsonl writer is the callback train() adds; it is part of what we cost.

@@ -49,7 +49,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
                           cwd=ROOT, timeout=600)
 
 
-RUNTIME = ("runtime", "per_second", "flos")  # clock readings, not results
+RUNTIME = ("runtime", "per_second", "flos", "memory")  # clock and machine readings, not results
 
 
 def records(run: Path) -> list[dict]:

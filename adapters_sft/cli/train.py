@@ -43,4 +43,11 @@ def report(result: Any) -> None:
     before, after = result.scores.get("before"), result.scores.get("after")
     if before and after:
         print(f"adapters-sft: held-out {get_task(result.task).compare(before, after)}")
+    cost = result.cost
+    if cost:
+        from ..measure import memory_kind
+
+        speed = (f"trained at {cost['tokens_per_second']:g} tokens/s (real tokens), padding "
+                 f"{cost['padding']:.1%}, " if "tokens_per_second" in cost else "")
+        print(f"adapters-sft: {speed}peak memory {cost['peak_memory_gb']:.2f} GB ({memory_kind()})")
     print(f"adapters-sft: run saved in {result.run_dir}")

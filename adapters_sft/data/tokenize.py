@@ -12,7 +12,7 @@ import dataclasses
 import types
 from typing import TYPE_CHECKING, Any
 
-from . import check, templates
+from . import batching, check, templates
 from .formats import PREFERENCE_KINDS
 from .load import Split, Splits
 
@@ -32,6 +32,7 @@ class Prepared:
     report: check.Report
     chat: bool = False      # rows went through the chat template
     labels: list[Any] | None = None  # classification: the label set; its order gives the ids
+    batching: dict[str, Any] = dataclasses.field(default_factory=dict)  # Trainer config values
     eval_rows: list[dict[str, Any]] | None = None  # held-out rows as the model sees them, to score
 
 
@@ -106,6 +107,8 @@ def start(recipe: Recipe, splits: Splits, args: Any, trained_as: str = "") -> tu
 def prepare(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
     """Generative (SFT) rows: tokenizer with the training template and pad token, tokenized
     splits and the check report. Nothing here loads model weights."""
+    from ..loading import attention
+
     d = recipe.data
     tokenizer, report = start(recipe, splits, args, splits.kind if splits.kind != splits.format else "")
     if getattr(args, "eos_token", None):  # training.eos_token, as TRL would set it before tokenizing
@@ -123,4 +126,8 @@ def prepare(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
     train = one("train", splits.train)
     held = one("eval", splits.eval) if splits.eval else None
     eval_rows = (as_chat(splits.eval.rows) if chat else splits.eval.rows) if splits.eval else None
-    return Prepared(tokenizer, train, held, report, chat, eval_rows=eval_rows)
+    lengths = [min(len(ids), d.max_length or len(ids)) for ids in train["input_ids"]]
+    values, line = batching.choose(d.packing, lengths, args.per_device_train_batch_size, recipe.seed,
+                                   attention(), recipe.training)
+    report.notes.append(line)
+    return Prepared(tokenizer, train, held, report, chat, eval_rows=eval_rows, batching=values)

@@ -48,6 +48,7 @@ class SftTask(Task):
         from ..models import load_model
 
         tokenizer = prepared.tokenizer
+        args = dataclasses.replace(args, **prepared.batching)  # data.packing's choice (data/batching.py)
         if tokenizer.eos_token != args.eos_token and recipe.data.template not in ("auto", "none"):
             # a named template's end-of-turn became the EOS; TRL puts it in the generation config too
             args = dataclasses.replace(args, eos_token=tokenizer.eos_token)
