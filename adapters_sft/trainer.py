@@ -116,7 +116,8 @@ def run_in(recipe: Recipe, work: Path, echo: Callable[[str], Any], data: tuple[S
 
 
 def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
-              data: tuple[Splits, Prepared], resume_from: Path | None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+              data: tuple[Splits, Prepared],
+              resume_from: Path | None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     from . import checkpoints, durable, rundir
     from .registry import get_task
 

@@ -11,10 +11,11 @@ before the model loads from the tokenized lengths, and the padding each choice w
          packed and unpacked, for each attention implementation selected on CPU).
   auto   packed where the attention is a FlashAttention variant (it attends within each
          sequence only, so packing costs nothing); elsewhere SDPA and eager attend over the
-         whole packed row under a mask, which on CPU measured slower than plain padding
-         (docs/benchmarks.md), so `auto` groups rows of similar length into a batch instead
-         (transformers' length-grouped sampler, still shuffled in blocks), when random order
-         would waste more than GROUP_ABOVE of the batch on padding; else random order, as is.
+         whole packed row under a dense mask, so a batch size that fits padded can run out of
+         memory packed (measured: docs/benchmarks.md), and `auto` groups rows of similar
+         length into a batch instead (transformers' length-grouped sampler, still shuffled in
+         blocks) when random order would waste more than GROUP_ABOVE of the batch on padding;
+         else random order, as is.
 
 Keys a recipe sets itself under `training:` (packing, padding_free, train_sampling_strategy)
 win over this choice.
@@ -24,7 +25,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-FLASH = ("flash_attention_2", "flash_attention_3", "kernels-community/flash-attn", "kernels-community/vllm-flash-attn3")
+FLASH = ("flash_attention_2", "flash_attention_3", "kernels-community/flash-attn",
+         "kernels-community/vllm-flash-attn3")
 GROUP_ABOVE = 0.10  # of the batch's tokens: below it, grouping gains little and keeps batches random
 OWN_KEYS = ("packing", "padding_free", "train_sampling_strategy")
 
@@ -55,7 +57,8 @@ def choose(packing: Any, lengths: list[int], batch: int, seed: int, attention: s
     (truncated) row lengths with `batch` rows per device."""
     randomly = list(range(len(lengths)))
     random.Random(seed).shuffle(randomly)
-    as_is, grouped = padding(lengths, randomly, batch), padding(lengths, grouped_order(lengths, batch, seed), batch)
+    as_is = padding(lengths, randomly, batch)
+    grouped = padding(lengths, grouped_order(lengths, batch, seed), batch)
     figures = f"padding: random order {as_is:.1%}, length-grouped {grouped:.1%}, packed 0%"
     own = [k for k in OWN_KEYS if k in training]
     if own:
