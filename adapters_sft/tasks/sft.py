@@ -89,6 +89,9 @@ class SftTask(Task):
 
         if kind == "classification":
             raise UserError("--data: (text, label) rows score a classifier; this run is generative")
+        if kind not in self.data_kinds:
+            raise UserError(f"--data: {kind} rows score a preference run; this is an sft run, scored "
+                            f"on {', '.join(self.data_kinds)} rows")
         chat = conversational(kind, rows, tokenizer, recipe.data.template)
         rows = as_chat(rows) if chat else rows
         args = training_args(recipe, has_eval=True)

@@ -76,3 +76,14 @@ def test_generative_eval_with_a_user_metric(tiny_recipe, tmp_path, monkeypatch, 
 def test_eval_of_something_that_is_not_a_run(tmp_path, capsys):
     assert main(["eval", str(tmp_path)]) == 2
     assert "not a finished run" in capsys.readouterr().err
+
+
+def test_preference_rows_for_an_sft_run_are_refused_in_one_line(tiny_recipe, tmp_path, capsys):
+    run = train(tiny_recipe("lora", "eval.metric=none"), echo=lambda *_: None).run_dir
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"prompt": "what is two", "chosen": "two", "rejected": "three"}) + "\n")
+    capsys.readouterr()
+    assert main(["eval", str(run), "--data", str(pairs)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--data: preference rows score a preference run; this is an sft run" in err
+    assert not (run / "eval").exists()
