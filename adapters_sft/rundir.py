@@ -10,6 +10,7 @@ finished run's model from it.
       checkpoints/     while training: resumable checkpoints (checkpoints.py); removed once
                        the run is complete unless training.save_strategy asked for them
       metrics.jsonl    one JSON line per logging step
+      loss.png         its curves (loss_plot.py), drawn at the end and at each checkpoint
       fingerprint.json what `resume` compared: data hashes, versions, process count, recipe
       heldout.json     the held-out rows as trained against (normalised), so eval and merge
                        work without the original data files (a run moved or copied elsewhere)
@@ -44,6 +45,7 @@ RECIPE = "recipe.yaml"
 TOKENIZER = "tokenizer"
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics.jsonl"
+LOSS_PLOT = "loss.png"
 FINGERPRINT = "fingerprint.json"
 HELDOUT = "heldout.json"
 EVAL = "eval.json"
@@ -257,10 +259,21 @@ def truncate_metrics(path: Path, step: int) -> None:
 
 
 class MetricsWriter:
-    """Appends one JSON object per logging step to metrics.jsonl (a Trainer callback)."""
+    """Appends one JSON object per logging step to metrics.jsonl (a Trainer callback), and
+    draws loss.png beside it at each checkpoint."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, title: str = "") -> None:
+        self.path, self.title = path, title
+
+    def draw(self) -> None:
+        """loss.png from what is logged so far; a plot that fails never stops a run."""
+        from .loss_plot import draw_loss
+
+        try:
+            if self.path.is_file():
+                draw_loss(self.path, self.path.with_name(LOSS_PLOT), self.title)
+        except Exception:  # noqa: BLE001 - the curves are a view; the run is what matters
+            pass
 
     def as_callback(self) -> Any:
         from transformers import TrainerCallback
@@ -271,6 +284,9 @@ class MetricsWriter:
             def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
                 if logs:
                     writer.write({"step": state.global_step, "epoch": state.epoch, **logs})
+
+            def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+                writer.draw()
 
         return _Callback()
 

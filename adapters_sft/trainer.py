@@ -122,7 +122,7 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
     from .registry import get_task
 
     out = Path(recipe.output_dir)
-    metrics = rundir.MetricsWriter(work / rundir.METRICS)
+    metrics = rundir.MetricsWriter(work / rundir.METRICS, recipe.name)
     logger = metrics.as_callback()
     stop = durable.StopRequest()
     schedule = durable.schedule_callback(recipe.checkpoint, stop)
@@ -160,6 +160,7 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
     cost = trainer.cost(runtime or 0.0)
     metrics.write({"step": state.global_step, "train_runtime": runtime, "train_loss": trainer.run_train_loss(),
                    **cost, "final": True})
+    metrics.draw()
     if recipe.eval.metric != "none":
         score("after")
         rundir.write_json(work / rundir.EVAL, scores)

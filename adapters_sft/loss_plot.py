@@ -1,0 +1,52 @@
+"""loss.png: a run's curves from its metrics.jsonl, drawn when the run finishes and at each
+checkpoint (so an interrupted run has its curves too): training and held-out loss, learning
+rate, and real tokens per second (measure.py), each against the optimizer step."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+PANELS = (("loss", "training loss"), ("eval_loss", "held-out loss"), ("learning_rate", "learning rate"),
+          ("tokens_per_second", "tokens/s (real tokens)"))
+
+
+def series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    points = [(r["step"], float(r[key])) for r in records if key in r and "step" in r and not r.get("final")]
+    return [s for s, _ in points], [v for _, v in points]
+
+
+def draw_loss(metrics: Path, out: Path, title: str = "") -> list[str]:
+    """Draw `out` from the records in `metrics`; the curves drawn (those with data)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    records = []
+    for line in metrics.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut off by a kill
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    drawn = []
+    for key, label in PANELS:
+        steps, values = series(records, key)
+        if not steps:
+            continue
+        ax = axes[0] if key in ("loss", "eval_loss") else axes[1] if key == "learning_rate" else axes[2]
+        ax.plot(steps, values, marker="o" if key == "eval_loss" else None, markersize=3, label=label)
+        ax.set_xlabel("step")
+        ax.set_title("loss" if ax is axes[0] else label)
+        drawn.append(label)
+    axes[0].legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    tmp = out.with_name(out.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, out)
+    return drawn
