@@ -11,6 +11,7 @@ finished run's model from it.
                        the run is complete unless training.save_strategy asked for them
       metrics.jsonl    one JSON line per logging step
       loss.png         its curves (loss_plot.py), drawn at the end and at each checkpoint
+      tensorboard/     TensorBoard's event files, when training.report_to names it
       fingerprint.json what `resume` compared: data hashes, versions, process count, recipe
       heldout.json     the held-out rows as trained against (normalised), so eval and merge
                        work without the original data files (a run moved or copied elsewhere)
@@ -46,6 +47,7 @@ TOKENIZER = "tokenizer"
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics.jsonl"
 LOSS_PLOT = "loss.png"
+TENSORBOARD = "tensorboard"  # event files, with training.report_to=tensorboard
 FINGERPRINT = "fingerprint.json"
 HELDOUT = "heldout.json"
 EVAL = "eval.json"

@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .errors import Interrupted, UserError
 from .recipe import Recipe
@@ -115,6 +116,21 @@ def run_in(recipe: Recipe, work: Path, echo: Callable[[str], Any], data: tuple[S
     return RunResult(out, scores, trainer, recipe.task, cost)
 
 
+@contextmanager
+def _env(**values: str) -> Iterator[None]:
+    """Environment variables the Trainer's integrations read, set for a block unless the user
+    set them: TensorBoard's event files go in the run, not under checkpoints/ (removed at the end)."""
+    import os
+
+    new = {k: v for k, v in values.items() if k not in os.environ}
+    os.environ.update(new)
+    try:
+        yield
+    finally:
+        for k in new:
+            os.environ.pop(k, None)
+
+
 def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
               data: tuple[Splits, Prepared],
               resume_from: Path | None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
@@ -126,7 +142,8 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
     logger = metrics.as_callback()
     stop = durable.StopRequest()
     schedule = durable.schedule_callback(recipe.checkpoint, stop)
-    trainer, strategy, splits = build_trainer(recipe, work, [logger, schedule], data)
+    with _env(TENSORBOARD_LOGGING_DIR=str(work / rundir.TENSORBOARD)):  # read as the Trainer starts
+        trainer, strategy, splits = build_trainer(recipe, work, [logger, schedule], data)
     eval_rows = data[1].eval_rows or []  # held-out rows as training rows went through the template
     tokenizer = trainer.processing_class
     # the before-training score of an interrupted run was saved when it was taken

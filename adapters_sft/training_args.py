@@ -43,7 +43,7 @@ def training_args(recipe: Recipe, output_dir: Path | None = None, has_eval: bool
     on_gpu = cuda()
     values: dict[str, Any] = {
         "gradient_checkpointing": on_gpu, "bf16": on_gpu and torch.cuda.is_bf16_supported(),
-        "logging_steps": 5, "save_strategy": "no",
+        "logging_steps": 5, "save_strategy": "no", "run_name": recipe.name,  # what trackers call it
         "dataloader_pin_memory": on_gpu, "disable_tqdm": False,
         **knobs.config_defaults(recipe, ours, has_eval), **training,
         "output_dir": str(output_dir or Path(recipe.output_dir) / CHECKPOINTS), "seed": recipe.seed,
