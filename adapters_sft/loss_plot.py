@@ -41,7 +41,8 @@ def draw_loss(metrics: Path, out: Path, title: str = "") -> list[str]:
         ax.set_xlabel("step")
         ax.set_title("loss" if ax is axes[0] else label)
         drawn.append(label)
-    axes[0].legend()
+    if axes[0].lines:  # a run shorter than its logging interval has no loss yet
+        axes[0].legend()
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -24,6 +24,16 @@ def test_the_curves_with_data_are_drawn_and_a_cut_line_is_skipped(tmp_path):
     assert "held-out loss" in draw_loss(metrics, out)
 
 
+def test_a_run_with_nothing_logged_yet_draws_empty_panels_without_warning(tmp_path):
+    import warnings
+
+    metrics = tmp_path / METRICS
+    metrics.write_text(json.dumps({"step": 1, "train_runtime": 1.0, "final": True}) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert draw_loss(metrics, tmp_path / LOSS_PLOT) == []
+
+
 def test_a_checkpoint_draws_the_curves_so_far(tmp_path):
     writer = MetricsWriter(tmp_path / METRICS, "r")
     writer.write({"step": 1, "loss": 1.0})
