@@ -46,8 +46,8 @@ def model_load_kwargs(recipe: Recipe, strategy: Any) -> dict[str, Any]:
         kwargs["dtype"] = torch.float32
     if on_gpu:
         kwargs["device_map"] = {"": 0}
-    if attention():
-        kwargs["attn_implementation"] = attention()
+    if implementation := attention():
+        kwargs["attn_implementation"] = implementation
     kwargs.update(strategy.load_options())
     dropout = knobs.split(recipe)[0].dropout
     if dropout is not None:

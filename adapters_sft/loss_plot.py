@@ -8,8 +8,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-PANELS = (("loss", "training loss"), ("eval_loss", "held-out loss"), ("learning_rate", "learning rate"),
-          ("tokens_per_second", "tokens/s (real tokens)"))
+# (metrics key, label, panel): both losses share the first panel
+PANELS = (("loss", "training loss", 0), ("eval_loss", "held-out loss", 0), ("learning_rate", "learning rate", 1),
+          ("tokens_per_second", "tokens/s (real tokens)", 2))
 
 
 def series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
@@ -32,14 +33,14 @@ def draw_loss(metrics: Path, out: Path, title: str = "") -> list[str]:
             continue  # a line cut off by a kill
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     drawn = []
-    for key, label in PANELS:
+    for key, label, panel in PANELS:
         steps, values = series(records, key)
         if not steps:
             continue
-        ax = axes[0] if key in ("loss", "eval_loss") else axes[1] if key == "learning_rate" else axes[2]
+        ax = axes[panel]
         ax.plot(steps, values, marker="o" if key == "eval_loss" else None, markersize=3, label=label)
         ax.set_xlabel("step")
-        ax.set_title("loss" if ax is axes[0] else label)
+        ax.set_title("loss" if panel == 0 else label)
         drawn.append(label)
     if axes[0].lines:  # a run shorter than its logging interval has no loss yet
         axes[0].legend()

@@ -44,8 +44,12 @@ def measured(base: type) -> type:
     """`base` (a Trainer class) counting the tokens it trains on and logging what they cost."""
 
     class Measured(base):  # type: ignore[misc, valid-type]
-        _real = _total = 0  # since the last log line
-        _run_real = _run_total = 0  # this session
+        # real tokens stay a (device) tensor sum until a log line reads them: converting every
+        # step would stall a GPU on a host sync
+        _real: Any = 0
+        _total = 0  # since the last log line
+        _run_real: Any = 0
+        _run_total = 0  # this session
         _since: float | None = None
 
         def cost(self, seconds: float) -> dict[str, Any]:
@@ -53,8 +57,9 @@ def measured(base: type) -> type:
             and the peak memory: what the run's summary says."""
             out: dict[str, Any] = {"peak_memory_gb": peak_memory_gb()}
             if self._run_total:
-                out["tokens_per_second"] = round(self._run_real / max(seconds, 1e-9), 1)
-                out["padding"] = round(1 - self._run_real / self._run_total, 4)
+                real = float(self._run_real)
+                out["tokens_per_second"] = round(real / max(seconds, 1e-9), 1)
+                out["padding"] = round(1 - real / self._run_total, 4)
             return out
 
         def training_step(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
@@ -63,7 +68,7 @@ def measured(base: type) -> type:
             ids = inputs.get("input_ids")
             if ids is not None:
                 mask = inputs.get("attention_mask")
-                real = int(mask.sum()) if mask is not None else ids.numel()
+                real = mask.sum() if mask is not None else ids.numel()
                 self._real, self._total = self._real + real, self._total + ids.numel()
                 self._run_real, self._run_total = self._run_real + real, self._run_total + ids.numel()
             return super().training_step(model, inputs, *args, **kwargs)
@@ -72,8 +77,9 @@ def measured(base: type) -> type:
             if "loss" in logs and self._since is not None:  # a training log line
                 now = time.perf_counter()
                 if self._total:
-                    logs["tokens_per_second"] = round(self._real / max(now - self._since, 1e-9), 1)
-                    logs["padding"] = round(1 - self._real / self._total, 4)
+                    real = float(self._real)
+                    logs["tokens_per_second"] = round(real / max(now - self._since, 1e-9), 1)
+                    logs["padding"] = round(1 - real / self._total, 4)
                 logs["peak_memory_gb"] = peak_memory_gb()
                 self._real = self._total = 0
                 self._since = now
