@@ -10,6 +10,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("recipe", help="recipe name (see ls) or path to a YAML file")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="e.g. strategy.r=8 training.max_steps=20 data.train=my.jsonl output_dir=out/x")
+    p.add_argument("--ignore-plan", action="store_true",
+                   help="train even where `adapters-sft plan` estimates the run will not fit in memory")
     p.set_defaults(run=run)
 
 
@@ -32,8 +34,33 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     quiet_libraries()
+    check_plan(recipe, args)
     report(train(recipe, echo=lambda line: print(f"adapters-sft: {line}", flush=True)))
     return 0
+
+
+def check_plan(recipe: Any, args: argparse.Namespace) -> None:
+    """Print the plan's verdict for this machine before anything loads; refuse a run it says
+    cannot fit, unless --ignore-plan. A recipe the plan does not model trains unplanned."""
+    from ..errors import UserError
+    from ..plan import NotPlanned, estimate
+    from ..plan.target import this_machine
+
+    try:
+        est = estimate(recipe, this_machine())
+    except NotPlanned:
+        return
+    except UserError:
+        raise
+    except Exception as exc:  # an architecture the trace cannot run: say so, do not block
+        print(f"adapters-sft: plan: no estimate for this model ({type(exc).__name__}); training unplanned")
+        return
+    print(f"adapters-sft: {est.verdict()}", flush=True)
+    if not est.fits and not args.ignore_plan:
+        words = " ".join([args.recipe, *args.overrides])
+        raise UserError(f"plan: the run would need about {est.needed / 2**30:.1f} GiB, more than "
+                        f"the {est.target.memory / 2**30:.1f} GiB of {est.target.name}; "
+                        f"'adapters-sft plan {words}' lists changes that fit, or add --ignore-plan")
 
 
 def report(result: Any) -> None:

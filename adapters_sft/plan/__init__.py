@@ -1,0 +1,227 @@
+"""`adapters-sft plan`: will a recipe fit, and if not, what would make it fit; before anything
+loads. The estimate is of the peak of the tensors a training step holds (what
+`torch.cuda.max_memory_allocated` measures), term by term, from the model's config.json alone:
+
+  static.py       base weights (dtype, 4/8-bit storage), trainable parameters, gradients,
+                  optimizer states: counted exactly on the model built without weights
+  activations.py  what the forward pass keeps for the backward pass, traced on one layer
+                  without memory; the loss head
+  target.py       the GPU (or CPU) it is for, and what it has for tensors
+
+The settings are the run's own: the recipe's values, else the defaults training would use on
+the target (bf16 and gradient checkpointing on a GPU; fp32 without on a CPU). The static terms
+are checked exactly against real models in tests/plan/; how the whole estimate compares with
+measured peaks is in docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from ..errors import UserError
+from .target import GIB, Target
+
+if TYPE_CHECKING:
+    from ..recipe import Recipe
+
+DEFAULT_BATCH = 8          # TrainingArguments.per_device_train_batch_size
+DEFAULT_OPTIM = "adamw_torch_fused"  # TrainingArguments.optim in transformers 5
+PAIRED = {"dpo": True, "orpo": False, "simpo": False, "kto": True}  # task -> has a reference model
+
+
+class NotPlanned(UserError):
+    """A recipe the plan does not model (training goes ahead unplanned)."""
+
+
+@dataclasses.dataclass
+class Settings:
+    dtype: str
+    checkpointing: bool
+    batch: int
+    length: int
+    optim: str
+
+
+@dataclasses.dataclass
+class Term:
+    name: str
+    bytes: int
+    note: str
+
+
+@dataclasses.dataclass
+class Estimate:
+    recipe: str
+    model: str
+    target: Target
+    settings: Settings
+    terms: list[Term]
+    notes: list[str]
+
+    @property
+    def tensors(self) -> int:
+        """The estimated peak of the run's tensors (what max_memory_allocated measures)."""
+        return sum(t.bytes for t in self.terms)
+
+    @property
+    def needed(self) -> int:
+        return self.tensors + self.target.overhead
+
+    @property
+    def fits(self) -> bool:
+        return self.needed <= self.target.memory
+
+    def verdict(self) -> str:
+        word = "fits" if self.fits else "does NOT fit"
+        return (f"plan: needs about {gib(self.needed)} of {gib(self.target.memory)} on "
+                f"{self.target.name}: {word} ({self.settings.batch} x {self.settings.length} tokens, "
+                f"{self.settings.dtype}, gradient checkpointing {'on' if self.settings.checkpointing else 'off'})")
+
+
+def gib(n: int) -> str:
+    return f"{n / GIB:.2f} GiB"
+
+
+def settings(recipe: Recipe, target: Target, config: Any) -> Settings:
+    training = recipe.training
+    if recipe.dtype != "auto":
+        dtype = recipe.dtype
+    else:
+        dtype = ("bfloat16" if target.bf16 else "float16") if target.cuda else "float32"
+    length = recipe.data.max_length or getattr(config, "max_position_embeddings", None)
+    if not length:
+        raise UserError(f"{recipe.where('data.max_length')}data.max_length: unset and the model's "
+                        "config gives no maximum; set data.max_length to plan for it")
+    return Settings(dtype, bool(training.get("gradient_checkpointing", target.cuda)),
+                    int(training.get("per_device_train_batch_size", DEFAULT_BATCH)), int(length),
+                    str(training.get("optim", DEFAULT_OPTIM)))
+
+
+def plan_config(recipe: Recipe) -> Any:
+    """The model's config.json: a local folder or alias, a hub id already in the local cache, or
+    a copy we ship for the models of the shipped recipes (configs/)."""
+    from pathlib import Path
+
+    from ..models import load_config, resolve_model
+
+    path = resolve_model(recipe.model)
+    if Path(path).exists():
+        return load_config(recipe.model, recipe.trust_remote_code)
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(path, local_files_only=True,
+                                          trust_remote_code=recipe.trust_remote_code)
+    except (OSError, ValueError):
+        pass
+    shipped = Path(__file__).parent / "configs" / f"{path.replace('/', '--')}.json"
+    if shipped.is_file():
+        return AutoConfig.from_pretrained(shipped)
+    raise UserError(f"{recipe.where('model')}model: '{recipe.model}': no config.json here (not "
+                    "in the local hub cache either); set model=FOLDER holding its config.json")
+
+
+def estimate(recipe: Recipe, target: Target) -> Estimate:
+    """The term-by-term estimate of `recipe`'s peak memory on `target`; loads no weights."""
+    import torch
+
+    from ..loading import build_strategy
+    from .activations import activation_bytes, loss_head_bytes
+    from .static import static_terms
+
+    if recipe.task == "classification":
+        raise NotPlanned(f"{recipe.where('task')}task: plan estimates generative models; a "
+                         "classifier's memory is not modelled yet")
+    config = plan_config(recipe)
+    s = settings(recipe, target, config)
+    dtype = getattr(torch, s.dtype)
+    strategy = build_strategy(recipe)
+    adapter = getattr(recipe.strategy, "adapter_dtype", None)
+    if adapter is not None:
+        adapter = getattr(torch, "bfloat16" if target.cuda and target.bf16 else "float32") \
+            if adapter == "auto" else getattr(torch, adapter)
+    static = static_terms(config, strategy, dtype, adapter, s.optim)
+    rows = 2 * s.batch if recipe.task in PAIRED else s.batch  # chosen and rejected, or KL rows
+    acts, one = activation_bytes(static.model, rows, s.length, s.checkpointing, static.quantized,
+                                 static.bits, static.peft, target.cuda)
+    layers = config.num_hidden_layers
+    kept = f"{layers} layers keep their input" if s.checkpointing else f"{layers} layers"
+    head = loss_head_bytes(static.model, rows, s.length, dtype.itemsize, target.cuda)
+    if s.checkpointing and one > head:
+        backward = Term("backward peak", one, "one layer re-run by checkpointing")
+    else:
+        backward = Term("backward peak", head, "the loss head's backward: TRL's chunked log-probs, "
+                                               "no full logits")
+    terms = [
+        Term("base weights", static.weights, "frozen parameters and buffers"),
+        Term("trainable parameters", static.trainable, f"{static.trainable_numbers:,} numbers"),
+        gradients(static.gradients, acts + backward.bytes,
+                  int(recipe.training.get("gradient_accumulation_steps", 1))),
+        Term("optimizer states", static.optimizer, static.optimizer_note),
+        Term("activations", acts, f"kept for the backward pass: {rows} x {s.length} tokens, {kept} "
+                                  f"({gib(one)} a layer in full)"),
+        backward,
+    ]
+    notes = []
+    if recipe.task in PAIRED:
+        notes.append(f"task {recipe.task}: each step runs chosen and rejected (or KL) rows together")
+        if PAIRED[recipe.task] and not static.peft:
+            terms.append(Term("reference model", static.weights + static.trainable,
+                              f"task {recipe.task}: a frozen copy of the model"))
+    return Estimate(recipe.name, recipe.model, target, s, terms, notes)
+
+
+def gradients(size: int, freed: int, accumulation: int) -> Term:
+    """Gradients are made during the backward pass while the activations are freed: without
+    gradient accumulation only what they add beyond that counts at the peak (the optimizer
+    step drops them: zero_grad sets them to None); with it, they are all kept between
+    micro-batches, through the next one's peak."""
+    if accumulation > 1:
+        return Term("gradients", size, f"one per trainable number, kept across {accumulation} "
+                                       "accumulated micro-batches")
+    return Term("gradients", max(0, size - freed), f"{gib(size)}, made as the backward pass frees "
+                                                    "activations: what exceeds those")
+
+
+# Changes `advise` tries, each alone, in the order a user would (cheapest in quality first).
+def _changes(est: Estimate, recipe: Recipe) -> list[list[str]]:
+    s = est.settings
+    out: list[list[str]] = []
+    if not s.checkpointing:
+        out.append(["training.gradient_checkpointing=true"])
+    accumulation = int(recipe.training.get("gradient_accumulation_steps", 1))
+    batch = s.batch // 2
+    while batch >= 1:  # same effective batch through gradient accumulation
+        out.append([f"training.per_device_train_batch_size={batch}",
+                    f"training.gradient_accumulation_steps={accumulation * s.batch // batch}"])
+        batch //= 2
+    if s.optim.startswith("adamw_torch"):
+        out.append(["training.optim=adamw_bnb_8bit"])
+    length = s.length // 2
+    while length >= 256:
+        out.append([f"data.max_length={length}"])
+        length //= 2
+    if recipe.strategy.name in ("lora", "full", "freeze"):
+        out.append(["strategy=qlora"])
+    return out
+
+
+def advise(ref: str, overrides: list[str], est: Estimate, recipe: Recipe) -> list[tuple[str, Estimate]]:
+    """Single changes that make the recipe fit: the first of each kind (the largest batch, the
+    longest max_length) that does."""
+    from ..recipe import load_recipe
+
+    found: list[tuple[str, Estimate]] = []
+    kinds: set[str] = set()
+    for change in _changes(est, recipe):
+        kind = change[0].split("=")[0]
+        if kind in kinds:
+            continue
+        try:
+            other = estimate(load_recipe(ref, [*overrides, *change]), est.target)
+        except UserError:
+            continue
+        if other.fits:
+            found.append((" ".join(change), other))
+            kinds.add(kind)
+    return found

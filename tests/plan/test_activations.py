@@ -1,0 +1,59 @@
+"""The plan's activation term against what autograd really keeps on the CPU: per decoder layer,
+the bytes saved for the backward pass in a real training forward (the Trainer's own loss
+computation, real tensors) equal the plan's trace of that layer on meta tensors."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from adapters_sft.plan import estimate
+from adapters_sft.plan.activations import decoder_layers
+from adapters_sft.trainer import build_trainer
+from tests.plan.test_static import CPU
+
+
+class LayerSaves:
+    """Unique bytes autograd saves inside each decoder layer (parameters excluded)."""
+
+    def __init__(self, model):
+        self.params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        self.per_layer: list[int] = []
+        self.handles = []
+        for layer in decoder_layers(model):
+            self.handles += [layer.register_forward_pre_hook(self.enter),
+                             layer.register_forward_hook(self.leave)]
+
+    def enter(self, module, args):
+        self.seen: dict[int, int] = {}
+        self.ctx = torch.autograd.graph.saved_tensors_hooks(self.pack, lambda t: t)
+        self.ctx.__enter__()
+
+    def pack(self, t):
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in self.params:
+            self.seen[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    def leave(self, module, args, out):
+        self.ctx.__exit__(None, None, None)
+        self.per_layer.append(sum(self.seen.values()))
+
+
+@pytest.mark.parametrize("strategy,opts", [
+    ("full", {}), ("lora", {"r": 4}), ("lora", {"r": 4, "dropout": 0.0}), ("qlora", {"r": 4}),
+    ("freeze", {"trainable_layers": 1}), ("ia3", {}), ("adapter", {"reduction_factor": 4}),
+])
+def test_each_layer_keeps_what_the_plan_traced(strategy, opts, tiny_recipe, tmp_path):
+    batch, length = 2, 64
+    recipe = tiny_recipe(strategy, f"training.per_device_train_batch_size={batch}",
+                         f"data.max_length={length}", "training.gradient_checkpointing=false", **opts)
+    planned = next(t for t in estimate(recipe, CPU).terms if t.name == "activations").bytes
+    trainer, _, _ = build_trainer(recipe, tmp_path / "work")
+    model = trainer.model
+    model.train()
+    saves = LayerSaves(model)
+    ids = torch.randint(4, 40, (batch, length))
+    inputs = {"input_ids": ids, "labels": ids.clone(), "attention_mask": torch.ones_like(ids)}
+    loss = trainer.compute_loss(model, inputs)
+    assert loss.requires_grad and len(saves.per_layer) == 2
+    assert planned == sum(saves.per_layer), (planned, saves.per_layer)
