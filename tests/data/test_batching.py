@@ -1,5 +1,6 @@
 """data.packing: packed, padding-free batches keep their sequences apart (each example's loss
-is the same packed and unpacked, for each attention implementation selected on CPU), the
+is the same packed and unpacked, for each attention implementation selected on CPU, and on a
+GPU where one is lent), the
 trainer gets the batches the choice names, and `auto` groups rows by length only where random
 order would waste the batch on padding."""
 from __future__ import annotations
@@ -29,11 +30,33 @@ def per_token_loss(model, batch):
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 def test_each_example_loses_the_same_packed_and_unpacked(attention, tiny_model_dir):
     import torch
+
+    same_loss_packed_and_alone(tiny_model_dir, attention, "cpu", torch.float32, 1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("attention", ["sdpa", "flash_attention_2"])
+def test_each_example_loses_the_same_packed_on_cuda(attention, tiny_model_dir):
+    """What the tool selects on a GPU: SDPA, or FlashAttention 2 where flash_attn is installed
+    (which computes in bf16 only, hence the looser tolerance)."""
+    import importlib.util
+
+    import torch
+
+    if attention == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+        pytest.skip("flash_attn is not installed")
+    dtype = torch.bfloat16 if attention == "flash_attention_2" else torch.float32
+    same_loss_packed_and_alone(tiny_model_dir, attention, "cuda", dtype,
+                               2e-2 if dtype == torch.bfloat16 else 1e-5)
+
+
+def same_loss_packed_and_alone(model_dir, attention, device, dtype, atol):
+    import torch
     from transformers import AutoModelForCausalLM
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32,
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, device_map=device,
                                                  attn_implementation=attention).eval()
     assert model.config._attn_implementation == attention
     rows = [{"input_ids": torch.randint(4, 64, (n,)).tolist()} for n in LENGTHS]
@@ -41,16 +64,18 @@ def test_each_example_loses_the_same_packed_and_unpacked(attention, tiny_model_d
         row["labels"] = list(row["input_ids"])
     packed = DataCollatorForLanguageModeling(pad_token_id=3, padding_free=True)(rows)  # TRL's, as trained
     assert packed["input_ids"].shape == (1, sum(LENGTHS)) and "attention_mask" not in packed
+    packed = {k: v.to(device) if torch.is_tensor(v) else v for k, v in packed.items()}
     with torch.no_grad():
         together = per_token_loss(model, packed)
         starts = [0]
         for n in LENGTHS:
             starts.append(starts[-1] + n)
         for row, start, end in zip(rows, starts, starts[1:]):
-            alone = DataCollatorForLanguageModeling(pad_token_id=3)([row])
+            alone = {k: v.to(device) if torch.is_tensor(v) else v
+                     for k, v in DataCollatorForLanguageModeling(pad_token_id=3)([row]).items()}
             expected = per_token_loss(model, alone)
             # the packed row's targets for this example: its own tokens after the first
-            assert torch.allclose(together[start:end - 1], expected, atol=1e-5), (attention, start)
+            assert torch.allclose(together[start:end - 1], expected, atol=atol), (attention, start)
         # the check can fail: the same tokens as one sequence (no position_ids) attend across examples
         plain = {"input_ids": packed["input_ids"], "labels": packed["labels"]}
         assert not torch.allclose(per_token_loss(model, plain), together, atol=1e-3)

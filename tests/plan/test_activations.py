@@ -57,3 +57,43 @@ def test_each_layer_keeps_what_the_plan_traced(strategy, opts, tiny_recipe, tmp_
     loss = trainer.compute_loss(model, inputs)
     assert loss.requires_grad and len(saves.per_layer) == 2
     assert planned == sum(saves.per_layer), (planned, saves.per_layer)
+
+
+@pytest.fixture(scope="module")
+def other_architectures(tmp_path_factory):
+    """Tiny Llama with biases (as Qwen2's q/k/v), Qwen3 (norms on q and k) and Mistral models,
+    saved. (A Qwen2 config makes transformers load its own tokenizer class over the test's.)"""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from tests.conftest import make_tokenizer
+
+    tok = make_tokenizer()
+    shape = dict(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    out = {}
+    kinds = {"llama-bias": ("llama", {"attention_bias": True, "mlp_bias": True}),
+             "qwen3": ("qwen3", {"head_dim": 16}), "mistral": ("mistral", {})}
+    for name, (kind, extra) in kinds.items():
+        out[name] = folder = tmp_path_factory.mktemp(name)
+        AutoModelForCausalLM.from_config(AutoConfig.for_model(kind, **shape, **extra)).save_pretrained(folder)
+        tok.save_pretrained(folder)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["llama-bias", "qwen3", "mistral"])
+@pytest.mark.parametrize("strategy", ["lora", "full"])
+def test_other_architectures_keep_what_the_plan_traced(kind, strategy, other_architectures,
+                                                       tiny_recipe, tmp_path):
+    batch, length = 2, 64
+    recipe = tiny_recipe(strategy, f"model={other_architectures[kind]}",
+                         f"training.per_device_train_batch_size={batch}",
+                         "training.gradient_checkpointing=false")
+    planned = next(t for t in estimate(recipe, CPU).terms if t.name == "activations").bytes
+    trainer, _, _ = build_trainer(recipe, tmp_path / "work")
+    saves = LayerSaves(trainer.model)
+    ids = torch.randint(4, 40, (batch, length))
+    trainer.model.train()
+    trainer.compute_loss(trainer.model, {"input_ids": ids, "labels": ids.clone(),
+                                         "attention_mask": torch.ones_like(ids)})
+    assert planned == sum(saves.per_layer), (kind, planned, saves.per_layer)
