@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 DEFAULT_BATCH = 8          # TrainingArguments.per_device_train_batch_size
 DEFAULT_OPTIM = "adamw_torch_fused"  # TrainingArguments.optim in transformers 5
-PAIRED = {"dpo": True, "orpo": False, "simpo": False, "kto": True}  # task -> has a reference model
 
 
 class NotPlanned(UserError):
@@ -129,9 +128,12 @@ def estimate(recipe: Recipe, target: Target) -> Estimate:
     from .activations import activation_bytes, loss_head_bytes
     from .static import static_terms
 
-    if recipe.task == "classification":
-        raise NotPlanned(f"{recipe.where('task')}task: plan estimates generative models; a "
-                         "classifier's memory is not modelled yet")
+    from ..registry import get_task
+
+    task = get_task(recipe.task)
+    if not task.generative:
+        raise NotPlanned(f"{recipe.where('task')}task: plan estimates generative models; "
+                         f"{recipe.task}'s memory is not modelled yet")
     config = plan_config(recipe)
     s = settings(recipe, target, config)
     dtype = getattr(torch, s.dtype)
@@ -141,7 +143,7 @@ def estimate(recipe: Recipe, target: Target) -> Estimate:
         adapter = getattr(torch, "bfloat16" if target.cuda and target.bf16 else "float32") \
             if adapter == "auto" else getattr(torch, adapter)
     static = static_terms(config, strategy, dtype, adapter, s.optim)
-    rows = 2 * s.batch if recipe.task in PAIRED else s.batch  # chosen and rejected, or KL rows
+    rows = task.sequences_per_row * s.batch
     acts, one = activation_bytes(static.model, rows, s.length, s.checkpointing, static.quantized,
                                  static.bits, static.peft, target.cuda)
     layers = config.num_hidden_layers
@@ -163,11 +165,11 @@ def estimate(recipe: Recipe, target: Target) -> Estimate:
         backward,
     ]
     notes = []
-    if recipe.task in PAIRED:
-        notes.append(f"task {recipe.task}: each step runs chosen and rejected (or KL) rows together")
-        if PAIRED[recipe.task] and not static.peft:
-            terms.append(Term("reference model", static.weights + static.trainable,
-                              f"task {recipe.task}: a frozen copy of the model"))
+    if task.sequences_per_row > 1:
+        notes.append(f"task {recipe.task}: {task.sequences_per_row} sequences a row, run together")
+    if task.uses_reference and not static.peft:  # PEFT's reference is the adapter switched off
+        terms.append(Term("reference model", static.weights + static.trainable,
+                          f"task {recipe.task}: a frozen copy of the model"))
     return Estimate(recipe.name, recipe.model, target, s, terms, notes)
 
 

@@ -29,6 +29,11 @@ class Task:
     eval_files: ClassVar[str] = "eval.json"
     # built on a trainer TRL keeps in trl.experimental (its API may change between releases)
     experimental: ClassVar[bool] = False
+    # sequences the model runs per training row (preference: chosen and rejected, or KTO's
+    # row and its KL row), and whether a frozen reference model sits beside it: what
+    # `adapters-sft plan` counts
+    sequences_per_row: ClassVar[int] = 1
+    uses_reference: ClassVar[bool] = False
 
     def check_data(self, recipe: Any, kind: str) -> None:
         """A UserError unless the training data is of a kind this task trains on."""

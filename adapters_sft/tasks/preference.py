@@ -24,6 +24,7 @@ class PreferenceTask(Task):
     best_metric = "loss"
     # the trainer takes a reference model (DPO); reference-free ones (ORPO, SimPO) do not
     uses_reference: ClassVar[bool] = False
+    sequences_per_row = 2
     trained_as: ClassVar[str] = "preference pairs"
 
     def trainer_class(self) -> type:
