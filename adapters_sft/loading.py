@@ -45,7 +45,9 @@ def model_load_kwargs(recipe: Recipe, strategy: Any) -> dict[str, Any]:
     else:
         kwargs["dtype"] = torch.float32
     if on_gpu:
-        kwargs["device_map"] = {"": 0}
+        from .distributed import local_rank
+
+        kwargs["device_map"] = {"": local_rank()}  # each process its own GPU
     if implementation := attention():
         kwargs["attn_implementation"] = implementation
     kwargs.update(strategy.load_options())

@@ -4,11 +4,13 @@ progress output, `metrics.jsonl`, and the trackers of `training.report_to`).
 
   tokens_per_second  real tokens since the previous log line over the wall time since then
                      (the time includes any evaluation in between); real = the attention
-                     mask's ones, or every token of a padding-free (packed) batch
+                     mask's ones, or every token of a padding-free (packed) batch; in a
+                     multi-process run, the tokens of all processes
   padding            1 - real / all tokens in those batches
   peak_memory_gb     CUDA: torch.cuda.max_memory_allocated (the tensors' peak; the caching
                      allocator reserves more, `torch.cuda.max_memory_reserved`); CPU: the
-                     process's peak resident set (ru_maxrss), weights and Python included
+                     process's peak resident set (ru_maxrss), weights and Python included;
+                     per process (the main one's) in a multi-process run
 
 Batches without `input_ids` (preference trainers batch prompt/chosen/rejected ids) log the
 peak memory only.
@@ -40,6 +42,22 @@ def memory_kind() -> str:
     return "CUDA, allocated" if _on_cuda() else "process RSS"
 
 
+def all_processes(real: Any, total: int) -> tuple[float, int]:
+    """(real, all) tokens summed over the run's processes: a data-parallel run trains on all
+    of them at once. Every process logs at the same steps, so the sum is a safe collective."""
+    from .distributed import world_size
+
+    if world_size() == 1:
+        return float(real), total
+    import torch
+    import torch.distributed as dist
+
+    device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
+    both = torch.tensor([float(real), float(total)], dtype=torch.float64, device=device)
+    dist.all_reduce(both)
+    return float(both[0]), int(both[1])
+
+
 def measured(base: type) -> type:
     """`base` (a Trainer class) counting the tokens it trains on and logging what they cost."""
 
@@ -56,10 +74,10 @@ def measured(base: type) -> type:
             """This session's real tokens per second over `seconds` of training, its padding
             and the peak memory: what the run's summary says."""
             out: dict[str, Any] = {"peak_memory_gb": peak_memory_gb()}
-            if self._run_total:
-                real = float(self._run_real)
+            real, total = all_processes(self._run_real, self._run_total)
+            if total:
                 out["tokens_per_second"] = round(real / max(seconds, 1e-9), 1)
-                out["padding"] = round(1 - real / self._run_total, 4)
+                out["padding"] = round(1 - real / total, 4)
             return out
 
         def training_step(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
@@ -76,10 +94,10 @@ def measured(base: type) -> type:
         def log(self, logs: dict[str, Any], *args: Any, **kwargs: Any) -> None:
             if "loss" in logs and self._since is not None:  # a training log line
                 now = time.perf_counter()
-                if self._total:
-                    real = float(self._real)
+                real, total = all_processes(self._real, self._total)
+                if total:
                     logs["tokens_per_second"] = round(real / max(now - self._since, 1e-9), 1)
-                    logs["padding"] = round(1 - real / self._total, 4)
+                    logs["padding"] = round(1 - real / total, 4)
                 logs["peak_memory_gb"] = peak_memory_gb()
                 self._real = self._total = 0
                 self._since = now

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -26,10 +25,6 @@ if TYPE_CHECKING:
 
 # Recipe keys that may change between sessions without changing what is computed.
 _FREE = ("versions", "overwrite", "checkpoint")
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def _rows_hash(rows: list[Any]) -> str:
@@ -45,6 +40,8 @@ def fingerprint(recipe: Recipe, splits: Splits) -> dict[str, Any]:
     import torch
 
     from .rundir import portable_paths, versions
+
+    from .distributed import world_size
 
     return {"name": recipe.name, "versions": versions(), "world_size": world_size(),
             "device": "cuda" if torch.cuda.is_available() else "cpu",

@@ -61,7 +61,11 @@ def train(recipe: Recipe, echo: Callable[[str], Any] = print) -> RunResult:
     """Train `recipe` into its run directory."""
     from . import rundir
 
+    from .distributed import is_main, main_only
+
     out = Path(recipe.output_dir)
+    if not is_main():  # the main process holds the folder for all of them
+        return _train_exclusive(recipe, out, main_only(echo))
     with rundir.exclusive(out):  # held until the run is committed or given up
         return _train_exclusive(recipe, out, echo)
 
@@ -76,12 +80,18 @@ def _train_exclusive(recipe: Recipe, out: Path, echo: Callable[[str], Any]) -> R
         raise UserError(f"output_dir: '{out}' has an interrupted run with a checkpoint at step "
                         f"{checkpoints.step_of(found)}; continue it with 'adapters-sft resume {out}', "
                         "or add overwrite=true to discard it and start over")
+    from .distributed import barrier, is_main
+
     data = preflight(recipe, echo)
     echo(f"training '{recipe.name}' with strategy '{recipe.strategy.name}' on {recipe.model} -> {out}")
+    if not is_main():
+        barrier()  # the main process has made the staging folder
+        return run_in(recipe, rundir.partial_dir(out), echo, data)
     work = rundir.staging_dir(out)
     rundir.write_recipe(work / rundir.RECIPE, saved_recipe(recipe), out / rundir.RECIPE)
     rundir.write_json(work / rundir.FINGERPRINT, resume_run.fingerprint(recipe, data[0]))
     rundir.write_heldout(work, data[0])
+    barrier()
     return run_in(recipe, work, echo, data)
 
 
@@ -98,8 +108,13 @@ def run_in(recipe: Recipe, work: Path, echo: Callable[[str], Any], data: tuple[S
     """Train in the staging folder `work` (from a checkpoint, if given) and commit the run.
     A run that stops keeps its staging folder only if it holds a complete checkpoint."""
     from . import checkpoints, rundir
+    from .distributed import barrier, is_main
 
     out = Path(recipe.output_dir)
+    if not is_main():  # trains and scores as the main process does; writes and commits nothing
+        trainer, scores, cost = _train_in(recipe, work, echo, data, resume_from)
+        barrier()
+        return RunResult(out, scores, trainer, recipe.task, cost)
 
     def resumable(folder: Path) -> bool:  # else nothing to continue from: leave nothing
         return checkpoints.latest(folder / CHECKPOINTS)[0] is not None
@@ -107,6 +122,7 @@ def run_in(recipe: Recipe, work: Path, echo: Callable[[str], Any], data: tuple[S
     try:
         with rundir.staged(out, work, keep=resumable):
             trainer, scores, cost = _train_in(recipe, work, echo, data, resume_from)
+            barrier()  # every process is done before the run is renamed into place
     except BaseException as exc:
         found, _ = checkpoints.latest(work / CHECKPOINTS)
         if found is not None and not isinstance(exc, (Interrupted, UserError)):
@@ -137,13 +153,17 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
     from . import checkpoints, durable, rundir
     from .registry import get_task
 
+    from .distributed import is_main
+
     out = Path(recipe.output_dir)
+    main = is_main()
     metrics = rundir.MetricsWriter(work / rundir.METRICS, recipe.name)
     logger = metrics.as_callback()
     stop = durable.StopRequest()
     schedule = durable.schedule_callback(recipe.checkpoint, stop)
     with _env(TENSORBOARD_LOGGING_DIR=str(work / rundir.TENSORBOARD)):  # read as the Trainer starts
-        trainer, strategy, splits = build_trainer(recipe, work, [logger, schedule], data)
+        trainer, strategy, splits = build_trainer(recipe, work, [logger, schedule] if main else [schedule],
+                                                  data)
     eval_rows = data[1].eval_rows or []  # held-out rows as training rows went through the template
     tokenizer = trainer.processing_class
     # the before-training score of an interrupted run was saved when it was taken
@@ -159,7 +179,8 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
 
     if recipe.eval.metric != "none" and recipe.eval.before_training and "before" not in scores:
         score("before")
-        rundir.write_json(work / rundir.EVAL, scores)
+        if main:
+            rundir.write_json(work / rundir.EVAL, scores)
     with durable.stop_on_signals(stop):
         result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     state = trainer.state
@@ -175,11 +196,14 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
         echo(f"{stop.name} arrived after the last training step; finishing the run")
     runtime = result.metrics.get("train_runtime")
     cost = trainer.cost(runtime or 0.0)
+    if recipe.eval.metric != "none":
+        score("after")
+    if not main:
+        return trainer, scores, cost
     metrics.write({"step": state.global_step, "train_runtime": runtime, "train_loss": trainer.run_train_loss(),
                    **cost, "final": True})
     metrics.draw()
     if recipe.eval.metric != "none":
-        score("after")
         rundir.write_json(work / rundir.EVAL, scores)
     task.after_training(work, scores, data[1])
     strategy.save(trainer.model, work / strategy.artifact)

@@ -11,6 +11,9 @@ Defaults we choose over TRL's (a recipe's `training:` keys override them):
                           (checkpoints.py: what trained, optimizer, RNG; every 10 minutes by
                           default); training.save_strategy=steps also keeps them after the run
   disable_tqdm            False: the progress bar stays on even when library logs are quiet
+  use_cpu                 True in a multi-process run without CUDA: accelerate then joins the
+                          processes over gloo (otherwise each would train alone)
+  ddp_find_unused_parameters  False in a multi-process run: every trainable parameter is used
 """
 from __future__ import annotations
 
@@ -40,8 +43,18 @@ def training_args(recipe: Recipe, output_dir: Path | None = None, has_eval: bool
     training_keys.check(training, config_cls, knobs.KEYS, recipe.where)
     training_keys.check_reporters(training, recipe.where)
     training_keys.check_evaluation(training, has_eval, recipe.where)
+    from .distributed import world_size
+
     on_gpu = cuda()
-    values: dict[str, Any] = {
+    # several CPU processes: accelerate joins them (gloo) only when told the run is CPU-only
+    spread: dict[str, Any] = {}
+    if world_size() > 1:
+        # every trainable parameter gets a gradient each step: DDP's search for unused ones
+        # (the Trainer's default without checkpointing) is an extra pass over the graph
+        spread["ddp_find_unused_parameters"] = False
+        if not on_gpu:
+            spread["use_cpu"] = True
+    values: dict[str, Any] = {**spread,
         "gradient_checkpointing": on_gpu, "bf16": on_gpu and torch.cuda.is_bf16_supported(),
         "logging_steps": 5, "save_strategy": "no", "run_name": recipe.name,  # what trackers call it
         "dataloader_pin_memory": on_gpu, "disable_tqdm": False,

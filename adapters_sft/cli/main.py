@@ -31,7 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may come after options too (`train R --nproc 2 output_dir=x`)
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     # bitsandbytes announces at import that an optional CPU kernel package is absent; the
     # fallback it uses is correct, and the notice would break our one-line errors.
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)

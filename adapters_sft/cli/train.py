@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -12,7 +14,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="e.g. strategy.r=8 training.max_steps=20 data.train=my.jsonl output_dir=out/x")
     p.add_argument("--ignore-plan", action="store_true",
                    help="train even where `adapters-sft plan` estimates the run will not fit in memory")
+    add_launch_options(p)
     p.set_defaults(run=run)
+
+
+def add_launch_options(p: argparse.ArgumentParser) -> None:
+    from .args import number
+
+    p.add_argument("--nproc", type=number(int, 1), default=1, metavar="N",
+                   help="processes on this machine (one per GPU): data-parallel training under "
+                        "torch.distributed.run (docs/distributed.md)")
+    p.add_argument("--nnodes", type=number(int, 1), default=1, metavar="M",
+                   help="machines taking part (each runs the same command with its --node-rank)")
+    p.add_argument("--node-rank", type=number(int, 0), default=0, metavar="R",
+                   help="this machine's index among --nnodes, from 0")
+    p.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
+                   help="where the machines meet (the first machine's address and a free port); "
+                        "needed with --nnodes above 1")
 
 
 def quiet_libraries() -> None:
@@ -32,11 +50,42 @@ def run(args: argparse.Namespace) -> int:
     from ..recipe import load_recipe
     from ..trainer import train
 
+    from ..distributed import is_main, world_size
+
     recipe = load_recipe(args.recipe, args.overrides)
     quiet_libraries()
-    check_plan(recipe, args)
-    report(train(recipe, echo=lambda line: print(f"adapters-sft: {line}", flush=True)))
+    if args.nproc * args.nnodes > 1 and world_size() == 1:
+        return launch(recipe, args)
+    if world_size() == 1:  # launched processes were planned by the launching command
+        check_plan(recipe, args)
+    result = train(recipe, echo=lambda line: print(f"adapters-sft: {line}", flush=True))
+    if is_main():
+        report(result)
     return 0
+
+
+def launch(recipe: Any, args: argparse.Namespace) -> int:
+    """Check everything once here (recipe, data, strategy, plan), then train in --nproc
+    processes: bad input is one line and exit 2 before any process starts."""
+    from ..distributed import launch as run_processes
+    from ..errors import UserError
+    from ..preflight import preflight
+    from ..rundir import check_target
+
+    if args.nnodes > 1 and not args.rdzv_endpoint:
+        raise UserError("--nnodes: several machines need --rdzv-endpoint HOST:PORT (the first "
+                        "machine's address and a free port), the same on every machine")
+    check_target(Path(recipe.output_dir), recipe.overwrite)
+    preflight(recipe, echo=lambda line: print(f"adapters-sft: {line}", flush=True))
+    check_plan(recipe, args)
+    argv = ["train", args.recipe, *args.overrides] + (["--ignore-plan"] if args.ignore_plan else [])
+    print(f"adapters-sft: training in {args.nproc * args.nnodes} processes "
+          f"({args.nproc} on this machine) under torch.distributed.run", flush=True)
+    status = run_processes(args.nproc, argv, args.nnodes, args.node_rank, args.rdzv_endpoint)
+    if status != 0:
+        print(f"adapters-sft: a training process failed (exit status {status}); the lines above "
+              "say why", file=sys.stderr)
+    return status
 
 
 def check_plan(recipe: Any, args: argparse.Namespace) -> None:

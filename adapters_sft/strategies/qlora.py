@@ -71,8 +71,10 @@ class QLoraStrategy(LoraStrategy):
                                        bnb_4bit_compute_dtype=compute)
         else:
             quant = BitsAndBytesConfig(load_in_8bit=True)
+        from ..distributed import local_rank
+
         return {"quantization_config": quant, "dtype": compute,
-                "device_map": {"": 0} if cuda else "cpu"}
+                "device_map": {"": local_rank()} if cuda else "cpu"}
 
     def prepare(self, model: Any) -> Prepared:
         from peft import prepare_model_for_kbit_training

@@ -1,0 +1,61 @@
+"""Which process this is, when a run is spread over several (torchrun, `accelerate launch`, or
+`adapters-sft train --nproc N`, which re-runs itself under torch.distributed.run).
+
+Every process trains (the Trainer and accelerate do the data parallelism: each process takes
+its share of every global batch, gradients are averaged). Only the main process (rank 0)
+writes: the run directory, metrics, evaluations, the trained artifact, and the final rename
+of the staging folder; only it prints. The others train and score exactly as it does, so a
+collective step (an evaluation through the Trainer) never waits for a process that skipped it.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any, Callable
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def local_rank() -> int:
+    """This process's device index on its machine (CUDA: its GPU)."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def main_only(echo: Callable[[str], Any]) -> Callable[[str], Any]:
+    """`echo` on the main process, silence elsewhere: one copy of every line."""
+    return echo if is_main() else (lambda line: None)
+
+
+def barrier() -> None:
+    """Wait for every process (nothing to wait for in a single-process run)."""
+    if world_size() > 1:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
+
+
+def launch(nproc: int, argv: list[str], nnodes: int = 1, node_rank: int = 0,
+           rdzv_endpoint: str | None = None) -> int:
+    """Run `adapters-sft ARGV` in `nproc` processes on this machine (times `nnodes` machines)
+    under torch.distributed.run; returns the exit status of the launch."""
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"]
+    if nnodes == 1 and rdzv_endpoint is None:
+        command.append("--standalone")
+    else:
+        command += [f"--nnodes={nnodes}", f"--node_rank={node_rank}", "--rdzv_backend=c10d",
+                    f"--rdzv_endpoint={rdzv_endpoint}"]
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's own default, without its warning
+    return subprocess.call([*command, "-m", "adapters_sft", *argv], env=env)
