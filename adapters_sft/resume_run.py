@@ -95,7 +95,10 @@ def resume(out: Path, overrides: list[str] | None = None, force: bool = False,
            echo: Callable[[str], Any] = print) -> RunResult:
     """Continue the interrupted run that will live at `out`."""
     from . import rundir
+    from .distributed import is_main, main_only
 
+    if not is_main():  # the main process holds the folder for all of them
+        return _resume_exclusive(out, overrides, force, main_only(echo))
     with rundir.exclusive(out):
         return _resume_exclusive(out, overrides, force, echo)
 
@@ -135,12 +138,16 @@ def _resume_exclusive(out: Path, overrides: list[str] | None, force: bool,
                         "--force to resume anyway (the result then matches no single run)")
     for line in changed:
         echo(f"warning: resuming although {line} (--force)")
-    if changed:  # what this session runs with is what the next resume compares against
-        from .trainer import saved_recipe
+    from .distributed import barrier, is_main
 
-        rundir.write_recipe(work / rundir.RECIPE, saved_recipe(recipe), out / rundir.RECIPE)
-        rundir.write_json(work / rundir.FINGERPRINT, now)
-    checkpoints.discard_after(work / rundir.CHECKPOINTS, step)
-    rundir.truncate_metrics(work / rundir.METRICS, step)
+    if is_main():
+        if changed:  # what this session runs with is what the next resume compares against
+            from .trainer import saved_recipe
+
+            rundir.write_recipe(work / rundir.RECIPE, saved_recipe(recipe), out / rundir.RECIPE)
+            rundir.write_json(work / rundir.FINGERPRINT, now)
+        checkpoints.discard_after(work / rundir.CHECKPOINTS, step)
+        rundir.truncate_metrics(work / rundir.METRICS, step)
+    barrier()  # the other processes start from the folder as the main one left it
     echo(f"resuming '{recipe.name}' from step {step} ({found}) -> {out}")
     return run_in(recipe, work, echo, data, resume_from=found)

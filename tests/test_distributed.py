@@ -53,3 +53,25 @@ def test_bad_input_is_refused_before_any_process_starts(tiny_recipe, tmp_path, c
     assert "training in 2 processes" not in captured.out and captured.err.count("\n") == 1
     assert main(["train", recipe.source, "--nproc", "2", "--nnodes", "2"]) == 2
     assert "--rdzv-endpoint" in capsys.readouterr().err
+
+
+STOP_AT = str(Path(__file__).resolve().parent / "stop_at.py")
+
+
+def test_a_killed_two_process_run_resumes_to_the_uninterrupted_result(tiny_recipe, tmp_path):
+    import subprocess
+    import sys
+
+    recipe = tiny_recipe("lora", r=4, dropout=0.0)
+    common = [recipe.source, "training.max_steps=4", "eval.metric=none", "data.packing=false",
+              "checkpoint.every_steps=2"]
+    assert main(["train", *common, f"output_dir={tmp_path / 'whole'}", "--nproc", "2"]) == 0
+    cut = tmp_path / "cut"
+    killed = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                             "--nproc_per_node=2", STOP_AT, "3", "KILL", "train", *common,
+                             f"output_dir={cut}"], capture_output=True, text=True, timeout=300)
+    assert killed.returncode != 0 and not cut.exists()  # died at step 3, after the step-2 checkpoint
+    assert main(["resume", str(cut), "--nproc", "2"]) == 0
+    a, b = trained(cut), trained(tmp_path / "whole")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6, rtol=0) for k in a), "resumed != uninterrupted"
+    assert main(["resume", str(tmp_path / "whole")]) == 2  # finished: nothing to resume

@@ -1,4 +1,5 @@
-"""`adapters-sft resume RUN_DIR [k=v ...] [--force]`: continue an interrupted run.
+"""`adapters-sft resume RUN_DIR [k=v ...] [--force] [--nproc N]`: continue an interrupted run
+(a multi-process one with as many processes as it started with).
 
 The run continues from its newest complete checkpoint in `.NAME.partial`, with the recipe it
 started with; a change of recipe (the overrides), data, strategy, process count or library
@@ -17,15 +18,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="changes to the recipe the run started with (refused without --force)")
     p.add_argument("--force", action="store_true",
                    help="resume although the recipe, data, strategy or versions changed")
+    from .train import add_launch_options
+
+    add_launch_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..distributed import is_main, launch, world_size
     from ..resume_run import resume
     from .train import quiet_libraries, report
 
     quiet_libraries()
+    if args.nproc * args.nnodes > 1 and world_size() == 1:  # as many processes as the run had
+        argv = ["resume", str(args.run_dir), *args.overrides] + (["--force"] if args.force else [])
+        return launch(args.nproc, argv, args.nnodes, args.node_rank, args.rdzv_endpoint)
     result = resume(args.run_dir, args.overrides, args.force,
                     echo=lambda line: print(f"adapters-sft: {line}", flush=True))
-    report(result)
+    if is_main():
+        report(result)
     return 0
