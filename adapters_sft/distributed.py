@@ -50,6 +50,13 @@ def launch(nproc: int, argv: list[str], nnodes: int = 1, node_rank: int = 0,
            rdzv_endpoint: str | None = None) -> int:
     """Run `adapters-sft ARGV` in `nproc` processes on this machine (times `nnodes` machines)
     under torch.distributed.run; returns the exit status of the launch."""
+    import signal
+
+    from .errors import UserError
+
+    if nnodes > 1 and not rdzv_endpoint:
+        raise UserError("--nnodes: several machines need --rdzv-endpoint HOST:PORT (the first "
+                        "machine's address and a free port), the same on every machine")
     command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"]
     if nnodes == 1 and rdzv_endpoint is None:
         command.append("--standalone")
@@ -58,4 +65,21 @@ def launch(nproc: int, argv: list[str], nnodes: int = 1, node_rank: int = 0,
                     f"--rdzv_endpoint={rdzv_endpoint}"]
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's own default, without its warning
-    return subprocess.call([*command, "-m", "adapters_sft", *argv], env=env)
+    child = subprocess.Popen([*command, "-m", "adapters_sft", *argv], env=env)
+    # Ctrl-C reaches the training processes (and torchrun) itself; this one waits for them to
+    # checkpoint and end rather than dying first and orphaning them
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return child.wait()
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def check_recipe(recipe: Any, processes: int) -> None:
+    """What cannot be spread over several processes, refused in one line."""
+    from .errors import UserError
+
+    if processes > 1 and getattr(recipe.strategy, "unfreeze_every", None) is not None:
+        raise UserError(f"{recipe.where('strategy.unfreeze_every')}strategy.unfreeze_every: gradual "
+                        "unfreezing thaws parameters that data-parallel training did not register, "
+                        "so the processes would drift apart; train in one process, or unset it")

@@ -58,9 +58,13 @@ def durable(base: type) -> type:
 
         def _save_checkpoint(self, model: Any, trial: Any) -> None:
             root = Path(self._get_output_dir(trial=trial))
+            from .distributed import barrier
+
             folder = root / f"checkpoint-{self.state.global_step}"
-            (folder / checkpoints.MARKER).unlink(missing_ok=True)  # written again: not complete
+            if self.args.should_save:  # written again: not complete
+                (folder / checkpoints.MARKER).unlink(missing_ok=True)
             super()._save_checkpoint(model, trial)
+            barrier()  # every process has written its part (its RNG state) before the marker
             if not self.args.should_save:
                 return
             metrics = getattr(self, "_metrics", {}).get("train", {})  # TRL's, between log lines
@@ -112,6 +116,7 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.at = 0.0  # when it arrived (time.monotonic)
 
     @property
     def name(self) -> str:
@@ -128,8 +133,12 @@ def stop_on_signals(request: StopRequest) -> Iterator[None]:
 
     def handler(signum: int, frame: Any) -> None:
         if request.signum is not None:
-            raise KeyboardInterrupt
-        request.signum = signum
+            # under torchrun one Ctrl-C arrives twice (the terminal's, then the one torchrun
+            # forwards): a repeat within 3 s is the same request
+            if time.monotonic() - request.at > 3:
+                raise KeyboardInterrupt
+            return
+        request.signum, request.at = signum, time.monotonic()
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -137,6 +146,22 @@ def stop_on_signals(request: StopRequest) -> Iterator[None]:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def agree(signum: int, due: bool) -> tuple[int, bool]:
+    """The largest signal number and whether any process found a checkpoint due, over all
+    processes of the run (one collective per step, in multi-process runs only)."""
+    from .distributed import world_size
+
+    if world_size() == 1:
+        return signum, due
+    import torch
+    import torch.distributed as dist
+
+    device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
+    both = torch.tensor([signum, int(due)], device=device)
+    dist.all_reduce(both, op=dist.ReduceOp.MAX)
+    return int(both[0]), bool(both[1])
 
 
 def schedule_callback(section: checkpoints.CheckpointSection, request: StopRequest) -> Any:
@@ -153,10 +178,16 @@ def schedule_callback(section: checkpoints.CheckpointSection, request: StopReque
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if state.global_step >= state.max_steps:
                 return  # training is complete; the run's result is saved, not a checkpoint
-            stopping = request.signum is not None
             every, minutes = section.every_steps, section.every_minutes
-            due = stopping or bool(every and state.global_step % every == 0) or \
+            due = bool(every and state.global_step % every == 0) or \
                 bool(minutes and time.monotonic() - self.last >= minutes * 60)
+            # every process must take the same decision (a save is collective): the signal
+            # one process got, or the clock one of them read, counts for all
+            signum, due = agree(request.signum or 0, due)
+            if signum and request.signum is None:
+                request.signum = signum
+            stopping = request.signum is not None
+            due = due or stopping
             if stopping:
                 control.should_training_stop = True
             if not due:

@@ -64,7 +64,10 @@ def preflight(recipe: Recipe, echo: Callable[[str], Any]) -> tuple[Splits, Prepa
     from .models import load_config
     from .training_args import training_args
 
+    from .distributed import check_recipe, world_size
+
     load_config(recipe.model, recipe.trust_remote_code)  # a bad alias, path or config.json
+    check_recipe(recipe, world_size())
     splits = load_data(recipe)
     args = training_args(recipe, has_eval=splits.eval is not None)
     build_strategy(recipe).preflight()

@@ -57,20 +57,23 @@ class RunResult:
     cost: dict[str, Any] = dataclasses.field(default_factory=dict)  # measure.py: tokens/s, padding, memory
 
 
-def train(recipe: Recipe, echo: Callable[[str], Any] = print) -> RunResult:
-    """Train `recipe` into its run directory."""
+def train(recipe: Recipe, echo: Callable[[str], Any] = print,
+          gate: Callable[[tuple[Splits, Prepared]], None] | None = None) -> RunResult:
+    """Train `recipe` into its run directory. `gate(data)`, once the data is prepared and
+    before any model loads or anything is written, may refuse the run (the CLI's memory plan)."""
     from . import rundir
 
     from .distributed import is_main, main_only
 
     out = Path(recipe.output_dir)
     if not is_main():  # the main process holds the folder for all of them
-        return _train_exclusive(recipe, out, main_only(echo))
+        return _train_exclusive(recipe, out, main_only(echo), gate)
     with rundir.exclusive(out):  # held until the run is committed or given up
-        return _train_exclusive(recipe, out, echo)
+        return _train_exclusive(recipe, out, echo, gate)
 
 
-def _train_exclusive(recipe: Recipe, out: Path, echo: Callable[[str], Any]) -> RunResult:
+def _train_exclusive(recipe: Recipe, out: Path, echo: Callable[[str], Any],
+                     gate: Callable[[tuple[Splits, Prepared]], None] | None = None) -> RunResult:
     from . import checkpoints, resume_run, rundir
     from .preflight import preflight
 
@@ -83,6 +86,8 @@ def _train_exclusive(recipe: Recipe, out: Path, echo: Callable[[str], Any]) -> R
     from .distributed import barrier, is_main
 
     data = preflight(recipe, echo)
+    if gate is not None:
+        gate(data)
     echo(f"training '{recipe.name}' with strategy '{recipe.strategy.name}' on {recipe.model} -> {out}")
     if not is_main():
         barrier()  # the main process has made the staging folder

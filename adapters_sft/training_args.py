@@ -13,7 +13,6 @@ Defaults we choose over TRL's (a recipe's `training:` keys override them):
   disable_tqdm            False: the progress bar stays on even when library logs are quiet
   use_cpu                 True in a multi-process run without CUDA: accelerate then joins the
                           processes over gloo (otherwise each would train alone)
-  ddp_find_unused_parameters  False in a multi-process run: every trainable parameter is used
 """
 from __future__ import annotations
 
@@ -47,13 +46,7 @@ def training_args(recipe: Recipe, output_dir: Path | None = None, has_eval: bool
 
     on_gpu = cuda()
     # several CPU processes: accelerate joins them (gloo) only when told the run is CPU-only
-    spread: dict[str, Any] = {}
-    if world_size() > 1:
-        # every trainable parameter gets a gradient each step: DDP's search for unused ones
-        # (the Trainer's default without checkpointing) is an extra pass over the graph
-        spread["ddp_find_unused_parameters"] = False
-        if not on_gpu:
-            spread["use_cpu"] = True
+    spread = {"use_cpu": True} if world_size() > 1 and not on_gpu else {}
     values: dict[str, Any] = {**spread,
         "gradient_checkpointing": on_gpu, "bf16": on_gpu and torch.cuda.is_bf16_supported(),
         "logging_steps": 5, "save_strategy": "no", "run_name": recipe.name,  # what trackers call it

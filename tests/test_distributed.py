@@ -53,6 +53,10 @@ def test_bad_input_is_refused_before_any_process_starts(tiny_recipe, tmp_path, c
     assert "training in 2 processes" not in captured.out and captured.err.count("\n") == 1
     assert main(["train", recipe.source, "--nproc", "2", "--nnodes", "2"]) == 2
     assert "--rdzv-endpoint" in capsys.readouterr().err
+    freeze = tiny_recipe("freeze", trainable_layers=1, unfreeze_every=1)
+    assert main(["train", freeze.source, "--nproc", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "strategy.unfreeze_every: gradual unfreezing" in err
 
 
 STOP_AT = str(Path(__file__).resolve().parent / "stop_at.py")

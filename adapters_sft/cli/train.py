@@ -47,18 +47,17 @@ def quiet_libraries() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..distributed import is_main, world_size
     from ..recipe import load_recipe
     from ..trainer import train
-
-    from ..distributed import is_main, world_size
 
     recipe = load_recipe(args.recipe, args.overrides)
     quiet_libraries()
     if args.nproc * args.nnodes > 1 and world_size() == 1:
         return launch(recipe, args)
-    if world_size() == 1:  # launched processes were planned by the launching command
-        check_plan(recipe, args)
-    result = train(recipe, echo=lambda line: print(f"adapters-sft: {line}", flush=True))
+    # launched processes were planned by the launching command
+    gate = (lambda data: check_plan(recipe, args, data)) if world_size() == 1 else None
+    result = train(recipe, echo=lambda line: print(f"adapters-sft: {line}", flush=True), gate=gate)
     if is_main():
         report(result)
     return 0
@@ -67,17 +66,14 @@ def run(args: argparse.Namespace) -> int:
 def launch(recipe: Any, args: argparse.Namespace) -> int:
     """Check everything once here (recipe, data, strategy, plan), then train in --nproc
     processes: bad input is one line and exit 2 before any process starts."""
-    from ..distributed import launch as run_processes
-    from ..errors import UserError
+    from ..distributed import check_recipe, launch as run_processes
     from ..preflight import preflight
     from ..rundir import check_target
 
-    if args.nnodes > 1 and not args.rdzv_endpoint:
-        raise UserError("--nnodes: several machines need --rdzv-endpoint HOST:PORT (the first "
-                        "machine's address and a free port), the same on every machine")
+    check_recipe(recipe, args.nproc * args.nnodes)
     check_target(Path(recipe.output_dir), recipe.overwrite)
-    preflight(recipe, echo=lambda line: print(f"adapters-sft: {line}", flush=True))
-    check_plan(recipe, args)
+    data = preflight(recipe, echo=lambda line: print(f"adapters-sft: {line}", flush=True))
+    check_plan(recipe, args, data)
     argv = ["train", args.recipe, *args.overrides] + (["--ignore-plan"] if args.ignore_plan else [])
     print(f"adapters-sft: training in {args.nproc * args.nnodes} processes "
           f"({args.nproc} on this machine) under torch.distributed.run", flush=True)
@@ -88,21 +84,19 @@ def launch(recipe: Any, args: argparse.Namespace) -> int:
     return status
 
 
-def check_plan(recipe: Any, args: argparse.Namespace) -> None:
-    """Print the plan's verdict for this machine before anything loads; refuse a run it says
-    cannot fit, unless --ignore-plan. A recipe the plan does not model trains unplanned."""
+def check_plan(recipe: Any, args: argparse.Namespace, data: Any) -> None:
+    """Print the plan's verdict for this machine once the data is prepared (no weights loaded
+    yet), for rows as long as the longest one; refuse a run it says cannot fit, unless
+    --ignore-plan. A recipe the plan cannot estimate trains unplanned, saying why."""
     from ..errors import UserError
-    from ..plan import NotPlanned, estimate
+    from ..plan import estimate
     from ..plan.target import this_machine
 
     try:
-        est = estimate(recipe, this_machine())
-    except NotPlanned:
-        return
-    except UserError:
-        raise
-    except Exception as exc:  # an architecture the trace cannot run: say so, do not block
-        print(f"adapters-sft: plan: no estimate for this model ({type(exc).__name__}); training unplanned")
+        est = estimate(recipe, this_machine(), longest_row(recipe, data[1]))
+    except Exception as exc:  # not modelled, or no config yet (a hub model not downloaded)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"adapters-sft: plan: no estimate ({reason}); training unplanned", flush=True)
         return
     print(f"adapters-sft: {est.verdict()}", flush=True)
     if not est.fits and not args.ignore_plan:
@@ -110,6 +104,16 @@ def check_plan(recipe: Any, args: argparse.Namespace) -> None:
         raise UserError(f"plan: the run would need about {est.needed / 2**30:.1f} GiB, more than "
                         f"the {est.target.memory / 2**30:.1f} GiB of {est.target.name}; "
                         f"'adapters-sft plan {words}' lists changes that fit, or add --ignore-plan")
+
+
+def longest_row(recipe: Any, prepared: Any) -> int | None:
+    """The tokens of the longest training row as batched (packed rows fill data.max_length),
+    or None where the prepared rows do not say (the plan then assumes data.max_length)."""
+    train = getattr(prepared, "train", None)
+    if recipe.data.packing is True or train is None or "input_ids" not in train.column_names:
+        return None
+    longest = max((len(ids) for ids in train["input_ids"]), default=0)
+    return min(longest, recipe.data.max_length or longest) or None
 
 
 def report(result: Any) -> None:

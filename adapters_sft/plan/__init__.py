@@ -81,16 +81,18 @@ def gib(n: int) -> str:
     return f"{n / GIB:.2f} GiB"
 
 
-def settings(recipe: Recipe, target: Target, config: Any) -> Settings:
+def settings(recipe: Recipe, target: Target, longest: int | None = None) -> Settings:
+    """The run's settings on `target`; rows of `longest` tokens where the data is known (the
+    longest training row), else of data.max_length (the most any row can have)."""
     training = recipe.training
     if recipe.dtype != "auto":
         dtype = recipe.dtype
     else:
         dtype = ("bfloat16" if target.bf16 else "float16") if target.cuda else "float32"
-    length = recipe.data.max_length or getattr(config, "max_position_embeddings", None)
+    length = longest or recipe.data.max_length
     if not length:
-        raise UserError(f"{recipe.where('data.max_length')}data.max_length: unset and the model's "
-                        "config gives no maximum; set data.max_length to plan for it")
+        raise NotPlanned(f"{recipe.where('data.max_length')}data.max_length: unset, so rows have "
+                         "no longest length to plan for; set data.max_length")
     return Settings(dtype, bool(training.get("gradient_checkpointing", target.cuda)),
                     int(training.get("per_device_train_batch_size", DEFAULT_BATCH)), int(length),
                     str(training.get("optim", DEFAULT_OPTIM)))
@@ -120,8 +122,9 @@ def plan_config(recipe: Recipe) -> Any:
                     "in the local hub cache either); set model=FOLDER holding its config.json")
 
 
-def estimate(recipe: Recipe, target: Target) -> Estimate:
-    """The term-by-term estimate of `recipe`'s peak memory on `target`; loads no weights."""
+def estimate(recipe: Recipe, target: Target, longest: int | None = None) -> Estimate:
+    """The term-by-term estimate of `recipe`'s peak memory on `target`; loads no weights.
+    `longest`: the longest training row in tokens, when the data has been read."""
     import torch
 
     from ..loading import build_strategy
@@ -134,8 +137,11 @@ def estimate(recipe: Recipe, target: Target) -> Estimate:
     if not task.generative:
         raise NotPlanned(f"{recipe.where('task')}task: plan estimates generative models; "
                          f"{recipe.task}'s memory is not modelled yet")
+    if not task.chunked_loss_head or recipe.training.get("label_smoothing_factor"):
+        raise NotPlanned(f"{recipe.where('task')}task: {recipe.task} computes its loss from the full "
+                         "logits (TRL's chunked head is what the plan models); not modelled yet")
     config = plan_config(recipe)
-    s = settings(recipe, target, config)
+    s = settings(recipe, target, longest)
     dtype = getattr(torch, s.dtype)
     strategy = build_strategy(recipe)
     adapter = getattr(recipe.strategy, "adapter_dtype", None)

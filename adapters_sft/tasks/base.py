@@ -34,6 +34,8 @@ class Task:
     # `adapters-sft plan` counts
     sequences_per_row: ClassVar[int] = 1
     uses_reference: ClassVar[bool] = False
+    # its trainer scores tokens through TRL's chunked log-prob head (never the full logits)
+    chunked_loss_head: ClassVar[bool] = True
 
     def check_data(self, recipe: Any, kind: str) -> None:
         """A UserError unless the training data is of a kind this task trains on."""

@@ -17,6 +17,7 @@ class OrpoTask(PreferenceTask):
     name = "orpo"
     summary = "preference tuning without a reference (TRL's ORPOTrainer, trl.experimental)"
     experimental = True
+    chunked_loss_head = False  # TRL's experimental trainer builds the full logits
 
     def trainer_class(self) -> type:
         from trl.experimental.orpo import ORPOTrainer

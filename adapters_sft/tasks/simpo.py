@@ -18,6 +18,7 @@ class SimpoTask(PreferenceTask):
     name = "simpo"
     summary = "SimPO: length-normalised preference tuning without a reference (TRL's CPOTrainer, trl.experimental)"
     experimental = True
+    chunked_loss_head = False  # TRL's experimental trainer builds the full logits
 
     def trainer_class(self) -> type:
         from trl.experimental.cpo import CPOTrainer

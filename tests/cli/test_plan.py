@@ -87,7 +87,14 @@ def test_train_prints_the_verdict_and_refuses_what_cannot_fit(tiny_recipe, monke
     assert (Path(recipe.output_dir) / "adapter").is_dir()
 
 
-def test_train_of_a_classifier_goes_ahead_unplanned(cls_recipe, capsys):
+def test_train_of_what_the_plan_does_not_model_goes_ahead_unplanned(cls_recipe, capsys):
     recipe = cls_recipe("lora")
     assert main(["train", recipe.source, "training.max_steps=1"]) == 0
-    assert "plan:" not in capsys.readouterr().out
+    assert "not modelled yet); training unplanned" in capsys.readouterr().out
+
+
+def test_plan_refuses_to_guess_at_full_logit_losses(tiny_recipe, capsys):
+    recipe = tiny_recipe("lora")
+    assert main(["plan", recipe.source, "task=orpo"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "orpo computes its loss from the full logits" in err
