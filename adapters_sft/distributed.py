@@ -47,9 +47,24 @@ def barrier() -> None:
 
 
 def launch(nproc: int, argv: list[str], nnodes: int = 1, node_rank: int = 0,
-           rdzv_endpoint: str | None = None) -> int:
+           rdzv_endpoint: str | None = None, prepared: Any = None) -> int:
     """Run `adapters-sft ARGV` in `nproc` processes on this machine (times `nnodes` machines)
-    under torch.distributed.run; returns the exit status of the launch."""
+    under torch.distributed.run; returns the exit status of the launch. `prepared`: the data
+    as the launching command prepared it, handed to the processes (data/handoff.py)."""
+    if prepared is None:
+        return _launch(nproc, argv, nnodes, node_rank, rdzv_endpoint, {})
+    import tempfile
+    from pathlib import Path
+
+    from .data import handoff
+
+    with tempfile.TemporaryDirectory(prefix="adapters-sft-prepared-") as folder:
+        handoff.save(prepared, Path(folder))
+        return _launch(nproc, argv, nnodes, node_rank, rdzv_endpoint, {handoff.ENV: folder})
+
+
+def _launch(nproc: int, argv: list[str], nnodes: int, node_rank: int, rdzv_endpoint: str | None,
+            extra_env: dict[str, str]) -> int:
     import signal
 
     from .errors import UserError
@@ -63,7 +78,7 @@ def launch(nproc: int, argv: list[str], nnodes: int = 1, node_rank: int = 0,
     else:
         command += [f"--nnodes={nnodes}", f"--node_rank={node_rank}", "--rdzv_backend=c10d",
                     f"--rdzv_endpoint={rdzv_endpoint}"]
-    env = dict(os.environ)
+    env = {**os.environ, **extra_env}
     env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's own default, without its warning
     child = subprocess.Popen([*command, "-m", "adapters_sft", *argv], env=env)
     # Ctrl-C reaches the training processes (and torchrun) itself; this one waits for them to

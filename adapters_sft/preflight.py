@@ -25,9 +25,12 @@ def prepare_data(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
     `args` is the run's Trainer config (training_args.py)."""
     from .registry import get_task
 
+    from .data import handoff
+
     task = get_task(recipe.task)
     task.check_data(recipe, splits.kind)
-    prepared = task.prepare(recipe, splits, args)
+    folder = handoff.handed()  # prepared once by the launching command (train --nproc)
+    prepared = handoff.load(folder) if folder is not None else task.prepare(recipe, splits, args)
     if prepared.report.fatal:
         raise UserError("data: " + "; ".join(prepared.report.fatal)
                         + "; run `adapters-sft check` on the recipe for the full report")

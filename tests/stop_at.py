@@ -3,7 +3,8 @@ optimizer step N (after any checkpoint of step N-1 is complete):
 
     python tests/stop_at.py N KILL|INT|TERM train RECIPE key=value ...
 
-Tests use it to interrupt training at a known step without racing the clock.
+Tests use it to interrupt training at a known step without racing the clock. Under torchrun,
+STOP_RANK=R signals only the process of that rank (the others must follow it).
 """
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ def main() -> int:
     from adapters_sft.cli.main import main as cli
 
     step, sig = int(sys.argv[1]), getattr(signal, "SIG" + sys.argv[2])
+    only = os.environ.get("STOP_RANK")
+    if only is not None and os.environ.get("RANK", "0") != only:
+        step = -1  # never
 
     class Stop(TrainerCallback):
         def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:

@@ -79,3 +79,32 @@ def test_a_killed_two_process_run_resumes_to_the_uninterrupted_result(tiny_recip
     a, b = trained(cut), trained(tmp_path / "whole")
     assert all(torch.allclose(a[k], b[k], atol=1e-6, rtol=0) for k in a), "resumed != uninterrupted"
     assert main(["resume", str(tmp_path / "whole")]) == 2  # finished: nothing to resume
+
+
+def test_a_signal_to_one_process_stops_all_at_one_checkpoint(tiny_recipe, tmp_path):
+    """SIGINT reaching only rank 1: after the step in flight every process agrees to save and
+    stop, the checkpoint is complete (rank 0 marks it once both saved), and the run resumes to
+    the uninterrupted result."""
+    import os
+    import subprocess
+    import sys
+
+    from adapters_sft import checkpoints
+    from adapters_sft.rundir import CHECKPOINTS, partial_dir
+
+    recipe = tiny_recipe("lora", r=4, dropout=0.0)
+    common = [recipe.source, "training.max_steps=5", "eval.metric=none", "data.packing=false"]
+    assert main(["train", *common, f"output_dir={tmp_path / 'whole'}", "--nproc", "2"]) == 0
+    cut = tmp_path / "cut"
+    stopped = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                              "--nproc_per_node=2", STOP_AT, "3", "INT", "train", *common,
+                              f"output_dir={cut}"], capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "STOP_RANK": "1"})
+    assert stopped.returncode != 0, stopped.stdout[-2000:]
+    assert "stopped by SIGINT" in stopped.stderr, stopped.stderr[-2000:]
+    found, _ = checkpoints.latest(partial_dir(cut) / CHECKPOINTS)
+    assert found is not None and checkpoints.step_of(found) == 3  # after the step in flight
+    assert sorted(p.name for p in found.glob("rng_state*")) == ["rng_state_0.pth", "rng_state_1.pth"]
+    assert main(["resume", str(cut), "--nproc", "2"]) == 0
+    a, b = trained(cut), trained(tmp_path / "whole")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6, rtol=0) for k in a), "resumed != uninterrupted"

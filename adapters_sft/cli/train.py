@@ -77,7 +77,8 @@ def launch(recipe: Any, args: argparse.Namespace) -> int:
     argv = ["train", args.recipe, *args.overrides] + (["--ignore-plan"] if args.ignore_plan else [])
     print(f"adapters-sft: training in {args.nproc * args.nnodes} processes "
           f"({args.nproc} on this machine) under torch.distributed.run", flush=True)
-    status = run_processes(args.nproc, argv, args.nnodes, args.node_rank, args.rdzv_endpoint)
+    status = run_processes(args.nproc, argv, args.nnodes, args.node_rank, args.rdzv_endpoint,
+                           prepared=data[1] if args.nnodes == 1 else None)
     if status != 0:
         print(f"adapters-sft: a training process failed (exit status {status}); the lines above "
               "say why", file=sys.stderr)

@@ -1,0 +1,53 @@
+"""Prepared data handed from `train --nproc N` to the processes it starts, so the data is read
+and tokenized once (by the launching command's pre-flight) rather than once per process.
+
+The launcher writes its `Prepared` into a private temporary folder: the tokenizer as
+`save_pretrained` writes it, the tokenized splits as `datasets` saves them (Arrow files), the
+rest as JSON; it names the folder in ADAPTERS_SFT_PREPARED for the processes, which read it back
+instead of preparing. The folder is removed when the launch ends. Processes started another way
+(plain torchrun) prepare their own.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+ENV = "ADAPTERS_SFT_PREPARED"
+
+
+def save(prepared: Any, folder: Path) -> None:
+    prepared.tokenizer.save_pretrained(folder / "tokenizer")
+    prepared.train.save_to_disk(str(folder / "train"))
+    if prepared.eval is not None:
+        prepared.eval.save_to_disk(str(folder / "eval"))
+    rest = {"report": dataclasses.asdict(prepared.report), "chat": prepared.chat,
+            "labels": prepared.labels, "batching": prepared.batching, "eval_rows": prepared.eval_rows}
+    (folder / "prepared.json").write_text(json.dumps(rest))
+
+
+def load(folder: Path) -> Any:
+    from datasets import load_from_disk
+    from transformers import AutoTokenizer
+
+    from .check import Report
+    from .tokenize import Prepared
+
+    rest = json.loads((folder / "prepared.json").read_text())
+    report = Report(**rest["report"])
+    if report.example is not None:  # JSON made the (text, trained) pairs lists
+        report.example = [tuple(piece) for piece in report.example]
+    held = load_from_disk(str(folder / "eval")) if (folder / "eval").is_dir() else None
+    return Prepared(AutoTokenizer.from_pretrained(folder / "tokenizer"),
+                    load_from_disk(str(folder / "train")), held, report, rest["chat"],
+                    rest["labels"], rest["batching"], rest["eval_rows"])
+
+
+def handed() -> Path | None:
+    """The folder the launching command prepared the data into, in a process it started."""
+    from ..distributed import world_size
+
+    folder = os.environ.get(ENV)
+    return Path(folder) if folder and world_size() > 1 else None
