@@ -73,7 +73,7 @@ def launch(recipe: Any, args: argparse.Namespace) -> int:
     check_recipe(recipe, args.nproc * args.nnodes)
     check_target(Path(recipe.output_dir), recipe.overwrite)
     data = preflight(recipe, echo=lambda line: print(f"adapters-sft: {line}", flush=True))
-    check_plan(recipe, args, data)
+    check_plan(recipe, args, data, processes=args.nproc)
     argv = ["train", args.recipe, *args.overrides] + (["--ignore-plan"] if args.ignore_plan else [])
     print(f"adapters-sft: training in {args.nproc * args.nnodes} processes "
           f"({args.nproc} on this machine) under torch.distributed.run", flush=True)
@@ -85,7 +85,7 @@ def launch(recipe: Any, args: argparse.Namespace) -> int:
     return status
 
 
-def check_plan(recipe: Any, args: argparse.Namespace, data: Any) -> None:
+def check_plan(recipe: Any, args: argparse.Namespace, data: Any, processes: int = 1) -> None:
     """Print the plan's verdict for this machine once the data is prepared (no weights loaded
     yet), for rows as long as the longest one; refuse a run it says cannot fit, unless
     --ignore-plan. A recipe the plan cannot estimate trains unplanned, saying why."""
@@ -94,7 +94,7 @@ def check_plan(recipe: Any, args: argparse.Namespace, data: Any) -> None:
     from ..plan.target import this_machine
 
     try:
-        est = estimate(recipe, this_machine(), longest_row(recipe, data[1]))
+        est = estimate(recipe, this_machine(), longest_row(recipe, data[1]), processes)
     except Exception as exc:  # not modelled, or no config yet (a hub model not downloaded)
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"adapters-sft: plan: no estimate ({reason}); training unplanned", flush=True)

@@ -56,15 +56,18 @@ class Estimate:
     settings: Settings
     terms: list[Term]
     notes: list[str]
+    processes: int = 1  # data-parallel processes: each on its own GPU, or sharing a CPU's RAM
 
     @property
     def tensors(self) -> int:
-        """The estimated peak of the run's tensors (what max_memory_allocated measures)."""
+        """The estimated peak of one process's tensors (what max_memory_allocated measures)."""
         return sum(t.bytes for t in self.terms)
 
     @property
     def needed(self) -> int:
-        return self.tensors + self.target.overhead
+        """What the target must hold: one process per GPU; on a CPU, every process in its RAM."""
+        shared = 1 if self.target.cuda else self.processes
+        return shared * (self.tensors + self.target.overhead)
 
     @property
     def fits(self) -> bool:
@@ -72,7 +75,9 @@ class Estimate:
 
     def verdict(self) -> str:
         word = "fits" if self.fits else "does NOT fit"
-        return (f"plan: needs about {gib(self.needed)} of {gib(self.target.memory)} on "
+        each = f" for {self.processes} processes" if self.processes > 1 and not self.target.cuda else \
+            " a process" if self.processes > 1 else ""
+        return (f"plan: needs about {gib(self.needed)}{each} of {gib(self.target.memory)} on "
                 f"{self.target.name}: {word} ({self.settings.batch} x {self.settings.length} tokens, "
                 f"{self.settings.dtype}, gradient checkpointing {'on' if self.settings.checkpointing else 'off'})")
 
@@ -122,9 +127,11 @@ def plan_config(recipe: Recipe) -> Any:
                     "in the local hub cache either); set model=FOLDER holding its config.json")
 
 
-def estimate(recipe: Recipe, target: Target, longest: int | None = None) -> Estimate:
+def estimate(recipe: Recipe, target: Target, longest: int | None = None,
+             processes: int = 1) -> Estimate:
     """The term-by-term estimate of `recipe`'s peak memory on `target`; loads no weights.
-    `longest`: the longest training row in tokens, when the data has been read."""
+    `longest`: the longest training row in tokens, when the data has been read; `processes`:
+    data-parallel processes (DDP adds a bucket copy of the gradients to each)."""
     import torch
 
     from ..loading import build_strategy
@@ -171,12 +178,14 @@ def estimate(recipe: Recipe, target: Target, longest: int | None = None) -> Esti
         backward,
     ]
     notes = []
+    if processes > 1:  # torch DDP's buckets: the saving of gradient_as_bucket_view, per its docs
+        terms.append(Term("DDP buckets", static.gradients, "a copy of the gradients, for the all-reduce"))
     if task.sequences_per_row > 1:
         notes.append(f"task {recipe.task}: {task.sequences_per_row} sequences a row, run together")
     if task.uses_reference and not static.peft:  # PEFT's reference is the adapter switched off
         terms.append(Term("reference model", static.weights + static.trainable,
                           f"task {recipe.task}: a frozen copy of the model"))
-    return Estimate(recipe.name, recipe.model, target, s, terms, notes)
+    return Estimate(recipe.name, recipe.model, target, s, terms, notes, processes)
 
 
 def gradients(size: int, freed: int, accumulation: int) -> Term:

@@ -98,3 +98,18 @@ def test_plan_refuses_to_guess_at_full_logit_losses(tiny_recipe, capsys):
     assert main(["plan", recipe.source, "task=orpo"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "orpo computes its loss from the full logits" in err
+
+
+def test_processes_sharing_a_cpu_are_planned_together(tiny_recipe):
+    from adapters_sft.plan import estimate
+
+    recipe = tiny_recipe("lora")
+    cpu = plan_target.Target("a CPU", 1 << 40, False, False, 1 << 20, "")
+    one, two = estimate(recipe, cpu), estimate(recipe, cpu, processes=2)
+    buckets = next(t.bytes for t in two.terms if t.name == "DDP buckets")
+    gradients = next(t.bytes for t in one.terms if t.name == "trainable parameters")
+    assert buckets == gradients > 0  # DDP's bucket copy of the gradients
+    assert two.needed == 2 * (one.tensors + buckets + cpu.overhead)  # both in one RAM
+    gpu = plan_target.named_gpu("24GB")
+    assert estimate(recipe, gpu, processes=2).needed == estimate(recipe, gpu).needed + buckets
+    assert "for 2 processes" in two.verdict()
