@@ -46,6 +46,21 @@ def barrier() -> None:
             dist.barrier()
 
 
+def all_reduce(values: list[float], op: str = "sum") -> list[float]:
+    """`values` summed (or their maximum, op="max") over every process of the run, on the
+    device the collective backend needs; unchanged in a single-process run. Every process
+    must call it at the same point."""
+    if world_size() == 1:
+        return list(values)
+    import torch
+    import torch.distributed as dist
+
+    device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
+    both = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(both, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+    return both.tolist()
+
+
 def launch(nproc: int, argv: list[str], nnodes: int = 1, node_rank: int = 0,
            rdzv_endpoint: str | None = None, prepared: Any = None) -> int:
     """Run `adapters-sft ARGV` in `nproc` processes on this machine (times `nnodes` machines)

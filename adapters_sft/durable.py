@@ -151,17 +151,10 @@ def stop_on_signals(request: StopRequest) -> Iterator[None]:
 def agree(signum: int, due: bool) -> tuple[int, bool]:
     """The largest signal number and whether any process found a checkpoint due, over all
     processes of the run (one collective per step, in multi-process runs only)."""
-    from .distributed import world_size
+    from .distributed import all_reduce
 
-    if world_size() == 1:
-        return signum, due
-    import torch
-    import torch.distributed as dist
-
-    device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
-    both = torch.tensor([signum, int(due)], device=device)
-    dist.all_reduce(both, op=dist.ReduceOp.MAX)
-    return int(both[0]), bool(both[1])
+    most, any_due = all_reduce([signum, int(due)], op="max")
+    return int(most), bool(any_due)
 
 
 def schedule_callback(section: checkpoints.CheckpointSection, request: StopRequest) -> Any:

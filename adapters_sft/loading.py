@@ -31,19 +31,24 @@ def build_strategy(recipe: Recipe) -> Strategy:
     return get_strategy(recipe.strategy.name)(recipe.strategy)
 
 
+def weight_dtype(recipe: Recipe, cuda: bool, bf16: bool) -> str:
+    """The dtype the model loads in: the recipe's, else bf16 on a CUDA GPU that has it (fp16 on
+    one that has not), fp32 on a CPU. `plan` asks it for GPUs this machine does not have."""
+    if recipe.dtype != "auto":
+        return recipe.dtype
+    if cuda:
+        return "bfloat16" if bf16 else "float16"
+    return "float32"
+
+
 def model_load_kwargs(recipe: Recipe, strategy: Any) -> dict[str, Any]:
     import torch
 
     from . import knobs
 
     on_gpu = cuda()
-    kwargs: dict[str, Any] = {}
-    if recipe.dtype != "auto":
-        kwargs["dtype"] = getattr(torch, recipe.dtype)
-    elif on_gpu:
-        kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    else:
-        kwargs["dtype"] = torch.float32
+    kwargs: dict[str, Any] = {
+        "dtype": getattr(torch, weight_dtype(recipe, on_gpu, on_gpu and torch.cuda.is_bf16_supported()))}
     if on_gpu:
         from .distributed import local_rank
 

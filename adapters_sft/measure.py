@@ -45,17 +45,10 @@ def memory_kind() -> str:
 def all_processes(real: Any, total: int) -> tuple[float, int]:
     """(real, all) tokens summed over the run's processes: a data-parallel run trains on all
     of them at once. Every process logs at the same steps, so the sum is a safe collective."""
-    from .distributed import world_size
+    from .distributed import all_reduce
 
-    if world_size() == 1:
-        return float(real), total
-    import torch
-    import torch.distributed as dist
-
-    device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
-    both = torch.tensor([float(real), float(total)], dtype=torch.float64, device=device)
-    dist.all_reduce(both)
-    return float(both[0]), int(both[1])
+    summed, count = all_reduce([float(real), float(total)])
+    return summed, int(count)
 
 
 def measured(base: type) -> type:

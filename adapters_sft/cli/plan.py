@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..plan import advise, estimate
+    from ..plan import advise, estimate, gib
     from ..plan.target import named_gpu, this_machine
     from ..recipe import load_recipe
 
@@ -43,13 +43,9 @@ def run(args: argparse.Namespace) -> int:
     return 0 if fits else 1
 
 
-def gib(n: int) -> str:
-    from ..plan import gib as fmt
-
-    return fmt(n)
-
-
 def print_estimate(est: Any) -> None:
+    from ..plan import gib
+
     s = est.settings
     print(f"plan {est.recipe} on {est.target.name}: model {est.model}")
     print(f"  settings: {s.dtype}, batch {s.batch} x {s.length} tokens, gradient checkpointing "

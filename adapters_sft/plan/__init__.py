@@ -89,11 +89,10 @@ def gib(n: int) -> str:
 def settings(recipe: Recipe, target: Target, longest: int | None = None) -> Settings:
     """The run's settings on `target`; rows of `longest` tokens where the data is known (the
     longest training row), else of data.max_length (the most any row can have)."""
+    from ..loading import weight_dtype
+
     training = recipe.training
-    if recipe.dtype != "auto":
-        dtype = recipe.dtype
-    else:
-        dtype = ("bfloat16" if target.bf16 else "float16") if target.cuda else "float32"
+    dtype = weight_dtype(recipe, target.cuda, target.bf16)
     length = longest or recipe.data.max_length
     if not length:
         raise NotPlanned(f"{recipe.where('data.max_length')}data.max_length: unset, so rows have "
