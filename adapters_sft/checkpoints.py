@@ -35,6 +35,8 @@ TRAINED = "trained.safetensors"
 MARKER = "checkpoint.json"
 # Without these a resume would silently restart the optimizer or the schedule.
 REQUIRED = (TRAINED, "optimizer.pt", "scheduler.pt", "trainer_state.json")
+# ... or under another name: the optimizer state FSDP gathers is optimizer.bin (sharding.py)
+OR = {"optimizer.pt": "optimizer.bin"}
 _NAME = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -59,7 +61,7 @@ def problem(folder: Path) -> str | None:
     except (OSError, ValueError):
         return "no completion marker (cut off while it was written)"
     files = marker.get("files", {})
-    missing = [name for name in REQUIRED if name not in files]
+    missing = [name for name in REQUIRED if name not in files and OR.get(name) not in files]
     if missing:
         return f"it has no {missing[0]}"
     for name, size in files.items():
@@ -143,20 +145,36 @@ def discard_after(root: Path, step: int) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def save_trained(model: Any, path: Path, optimizer: Any = None) -> None:
+def save_trained(model: Any, path: Path, optimizer: Any = None,
+                 state_dict: dict[str, Any] | None = None) -> None:
     """What trains: the parameters that require grad, plus those the optimizer holds frozen
-    for later (gradual unfreezing), so a checkpoint restores them too."""
+    for later (gradual unfreezing), so a checkpoint restores them too. `state_dict`: a sharded
+    run's weights, gathered by the Trainer (the parameters themselves are shards)."""
     from safetensors.torch import save_file
 
     from .strategies.base import trainable_tensors
 
     held = [p for group in (optimizer.param_groups if optimizer else []) for p in group["params"]]
-    save_file(trainable_tensors(model, held), str(path))
+    save_file(trainable_tensors(model, held, state_dict), str(path))
 
 
 def load_trained(model: Any, path: Path) -> None:
     """Copy a checkpoint's tensors into `model` in place, by parameter name. Parameters frozen
-    now but trained then (gradual unfreezing) are included: they get their trained values."""
+    now but trained then (gradual unfreezing) are included: they get their trained values.
+    A sharded model (FSDP) takes them through torch's distributed state-dict loader: the main
+    process reads the file, and every process keeps its own shard of each tensor."""
+    from torch.distributed.tensor import DTensor
+
     from .strategies.base import copy_into
 
-    copy_into(model, path)
+    if not any(isinstance(p, DTensor) for p in model.parameters()):
+        copy_into(model, path)
+        return
+    from safetensors.torch import load_file
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    from .distributed import is_main
+
+    tensors = load_file(str(path)) if is_main() else {}
+    set_model_state_dict(model, tensors, options=StateDictOptions(
+        full_state_dict=True, broadcast_from_rank0=True, strict=False))

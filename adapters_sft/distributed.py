@@ -105,9 +105,22 @@ def _launch(nproc: int, argv: list[str], nnodes: int, node_rank: int, rdzv_endpo
         signal.signal(signal.SIGINT, old)
 
 
-def check_recipe(recipe: Any, processes: int) -> None:
-    """What cannot be spread over several processes, refused in one line."""
+def launched() -> bool:
+    """Whether a launcher (torchrun, accelerate, `train --nproc`) started this process."""
+    return "LOCAL_RANK" in os.environ
+
+
+def check_recipe(recipe: Any, processes: int, launching: bool = False) -> None:
+    """What cannot be spread over several processes, refused in one line. `launching`: the
+    command that is about to start the processes asks (rather than one of them)."""
+    from . import sharding
     from .errors import UserError
+
+    sharding.check(recipe)
+    if sharding.sharded(recipe) and not (launching or launched()):
+        raise UserError(f"{recipe.where('distributed.sharding')}distributed.sharding: "
+                        f"{recipe.distributed.sharding} runs in processes started by a launcher; "
+                        "use 'adapters-sft train RECIPE --nproc N' (or torchrun)")
 
     if processes > 1 and getattr(recipe.strategy, "unfreeze_every", None) is not None:
         raise UserError(f"{recipe.where('strategy.unfreeze_every')}strategy.unfreeze_every: gradual "

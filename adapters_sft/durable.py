@@ -54,7 +54,8 @@ def durable(base: type) -> type:
                 return
             out = Path(output_dir or self.args.output_dir)
             out.mkdir(parents=True, exist_ok=True)
-            checkpoints.save_trained(self.model, out / checkpoints.TRAINED, self.optimizer)
+            # a sharded run (FSDP) hands the weights gathered from every process
+            checkpoints.save_trained(self.model, out / checkpoints.TRAINED, self.optimizer, state_dict)
 
         def _save_checkpoint(self, model: Any, trial: Any) -> None:
             root = Path(self._get_output_dir(trial=trial))
@@ -67,6 +68,10 @@ def durable(base: type) -> type:
             barrier()  # every process has written its part (its RNG state) before the marker
             if not self.args.should_save:
                 return
+            # FSDP's own copy of the whole model (a pickle); the checkpoint's model part is
+            # trained.safetensors, written from the same gathered weights
+            for duplicate in folder.glob("pytorch_model_fsdp*.bin"):
+                duplicate.unlink()
             metrics = getattr(self, "_metrics", {}).get("train", {})  # TRL's, between log lines
             checkpoints._mark(folder, {
                 "step": self.state.global_step, "max_steps": self.state.max_steps,

@@ -17,6 +17,7 @@ import yaml
 
 from .errors import UserError, did_you_mean
 from .checkpoints import CheckpointSection
+from .sharding import DistributedSection
 from .typed import Range, build, check_type, option
 from .data.formats import FORMATS as DATA_FORMATS
 from .data.templates import NAMED as TEMPLATES
@@ -116,6 +117,9 @@ class Recipe:
     eval: EvalSection = option(None, "held-out scoring")
     checkpoint: CheckpointSection = option(None, "when to save resumable checkpoints (they hold what "
                                                  "trains, optimizer and RNG state; see docs/resume.md)")
+    distributed: DistributedSection = option(None, "how a run in several processes holds the model: "
+                                                    "data-parallel, or sharded with FSDP or DeepSpeed "
+                                                    "(docs/distributed.md)")
     init_from: str | None = option(None, "a finished run to start from instead of the base model "
                                          "(SFT -> DPO): same model and strategy; see docs/preference.md")
     output_dir: str = option("", "run directory (default runs/<recipe name>)")
@@ -137,7 +141,8 @@ class Recipe:
         return out
 
 
-_SECTIONS = {"data": DataSection, "eval": EvalSection, "checkpoint": CheckpointSection}
+_SECTIONS = {"data": DataSection, "eval": EvalSection, "checkpoint": CheckpointSection,
+             "distributed": DistributedSection}
 
 
 def recipes_root() -> Path:

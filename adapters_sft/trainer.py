@@ -25,7 +25,7 @@ def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = 
                   data: tuple[Splits, Prepared] | None = None) -> tuple[Any, Any, Splits]:
     """(trainer, strategy, splits) ready to train; nothing is written outside `work_dir`.
     `data` is what preflight's `load_data` and `prepare_data` returned, when the caller has them."""
-    from . import knobs
+    from . import knobs, sharding
     from .loading import build_strategy, model_load_kwargs
     from .preflight import load_data, prepare_data
     from .registry import get_task
@@ -40,8 +40,9 @@ def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = 
     args = training_args(recipe, work_dir / CHECKPOINTS, splits.eval is not None)
     ours = knobs.split(recipe)[0]
     callbacks = [*(callbacks or []), *knobs.callbacks(ours)]
-    trainer = get_task(recipe.task).build_trainer(recipe, strategy, args, prepared, callbacks,
-                                                  model_load_kwargs(recipe, strategy))
+    load = sharding.load_values(recipe, model_load_kwargs(recipe, strategy))
+    trainer = get_task(recipe.task).build_trainer(recipe, strategy, args, prepared, callbacks, load)
+    sharding.verify(trainer, recipe)
     trainer.keep_checkpoints = recipe.checkpoint.keep
     strategy.after_trainer(trainer)
     knobs.install_optimizer(trainer, ours, strategy)
@@ -155,7 +156,7 @@ def _env(**values: str) -> Iterator[None]:
 def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
               data: tuple[Splits, Prepared],
               resume_from: Path | None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    from . import checkpoints, durable, rundir
+    from . import checkpoints, durable, rundir, sharding
     from .registry import get_task
 
     from .distributed import is_main
@@ -203,6 +204,7 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
     cost = trainer.cost(runtime or 0.0)
     if recipe.eval.metric != "none":
         score("after")
+    whole = sharding.full_state_dict(trainer)  # every process takes part in gathering
     if not main:
         return trainer, scores, cost
     metrics.write({"step": state.global_step, "train_runtime": runtime, "train_loss": trainer.run_train_loss(),
@@ -211,7 +213,10 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
     if recipe.eval.metric != "none":
         rundir.write_json(work / rundir.EVAL, scores)
     task.after_training(work, scores, data[1])
-    strategy.save(trainer.model, work / strategy.artifact)
+    if whole is None:
+        strategy.save(trainer.model, work / strategy.artifact)
+    else:  # the model's own parameters are this process's shards
+        strategy.save(trainer.model, work / strategy.artifact, state_dict=whole)
     tokenizer.save_pretrained(work / rundir.TOKENIZER)
     rundir.write_recipe(work / rundir.RECIPE, saved_recipe(recipe), out / rundir.RECIPE)
     if recipe.training.get("save_strategy", "no") == "no":  # crash insurance, or made for the best

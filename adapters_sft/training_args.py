@@ -13,6 +13,8 @@ Defaults we choose over TRL's (a recipe's `training:` keys override them):
   disable_tqdm            False: the progress bar stays on even when library logs are quiet
   use_cpu                 True in a multi-process run without CUDA: accelerate then joins the
                           processes over gloo (otherwise each would train alone)
+  fsdp, deepspeed         from the recipe's `distributed:` section (sharding.py); under FSDP,
+                          gradient_checkpointing becomes FSDP's own activation checkpointing
 """
 from __future__ import annotations
 
@@ -57,6 +59,9 @@ def training_args(recipe: Recipe, output_dir: Path | None = None, has_eval: bool
         "restore_callback_states_from_checkpoint": True,  # early stopping's patience, on resume
         **task.config_values(recipe, training),
     }
+    from .sharding import trainer_values
+
+    values.update(trainer_values(recipe, bool(values.get("gradient_checkpointing"))))
     try:
         return config_cls(**values)
     except (ValueError, TypeError) as exc:

@@ -17,7 +17,9 @@ from .typed import Range, check_range, check_type
 # Keys the run owns; setting them under training: would split the truth in two.
 OWNED = {"output_dir": "output_dir", "seed": "seed", "max_length": "data.max_length",
          "save_total_limit": "checkpoint.keep",
-         "assistant_only_loss": "data.train_on_prompt", "completion_only_loss": "data.train_on_prompt"}
+         "assistant_only_loss": "data.train_on_prompt", "completion_only_loss": "data.train_on_prompt",
+         "fsdp": "distributed.sharding", "fsdp_config": "distributed.sharding",
+         "deepspeed": "distributed.sharding"}
 
 # Values that would make checkpoints unable to resume exactly.
 REFUSED = {

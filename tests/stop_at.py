@@ -4,7 +4,8 @@ optimizer step N (after any checkpoint of step N-1 is complete):
     python tests/stop_at.py N KILL|INT|TERM train RECIPE key=value ...
 
 Tests use it to interrupt training at a known step without racing the clock. Under torchrun,
-STOP_RANK=R signals only the process of that rank (the others must follow it).
+STOP_RANK=R signals only the process of that rank (the others must follow it);
+SHARD_ON_CPU=1 allows FSDP on the CPU as tests/shard_on_cpu.py does.
 """
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ def main() -> int:
     import adapters_sft.trainer as trainer
     from adapters_sft.cli.main import main as cli
 
+    if os.environ.get("SHARD_ON_CPU") == "1":
+        from shard_on_cpu import allow_fsdp_on_cpu  # beside this file
+
+        allow_fsdp_on_cpu()
     step, sig = int(sys.argv[1]), getattr(signal, "SIG" + sys.argv[2])
     only = os.environ.get("STOP_RANK")
     if only is not None and os.environ.get("RANK", "0") != only:

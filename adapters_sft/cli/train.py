@@ -47,16 +47,19 @@ def quiet_libraries() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..distributed import is_main, world_size
+    from ..distributed import is_main
     from ..recipe import load_recipe
     from ..trainer import train
 
+    from ..distributed import launched
+    from ..sharding import sharded
+
     recipe = load_recipe(args.recipe, args.overrides)
     quiet_libraries()
-    if args.nproc * args.nnodes > 1 and world_size() == 1:
+    if (args.nproc * args.nnodes > 1 or sharded(recipe)) and not launched():
         return launch(recipe, args)
     # launched processes were planned by the launching command
-    gate = (lambda data: check_plan(recipe, args, data)) if world_size() == 1 else None
+    gate = (lambda data: check_plan(recipe, args, data)) if not launched() else None
     result = train(recipe, echo=lambda line: print(f"adapters-sft: {line}", flush=True), gate=gate)
     if is_main():
         report(result)
@@ -70,7 +73,7 @@ def launch(recipe: Any, args: argparse.Namespace) -> int:
     from ..preflight import preflight
     from ..rundir import check_target
 
-    check_recipe(recipe, args.nproc * args.nnodes)
+    check_recipe(recipe, args.nproc * args.nnodes, launching=True)
     check_target(Path(recipe.output_dir), recipe.overwrite)
     data = preflight(recipe, echo=lambda line: print(f"adapters-sft: {line}", flush=True))
     check_plan(recipe, args, data, processes=args.nproc)

@@ -110,8 +110,8 @@ class AdapterStrategy(Strategy):
                 p.requires_grad_(True)
         return Prepared(model)
 
-    def save(self, model: Any, out: Path) -> None:
-        save_trainable(model, out, {"strategy": self.name, **dataclasses.asdict(self.opts)})
+    def save(self, model: Any, out: Path, state_dict: dict[str, Any] | None = None) -> None:
+        save_trainable(model, out, {"strategy": self.name, **dataclasses.asdict(self.opts)}, state_dict)
 
     def check_mergeable(self) -> None:
         raise UserError("strategy 'adapter': bottleneck adapters cannot be merged: each adds "

@@ -87,7 +87,10 @@ class Strategy:
         hold them from the start (optim.py)."""
         return []
 
-    def save(self, model: Any, out: Path) -> None:
+    def save(self, model: Any, out: Path, state_dict: dict[str, Any] | None = None) -> None:
+        """Write what trained into `out`. `state_dict`: given only for a sharded run (FSDP,
+        ZeRO-3), whose parameters are each process's shards: the whole model's weights gathered
+        from every process (names as `model.state_dict()`), to save from instead."""
         raise NotImplementedError
 
     def load_trained(self, base: Any, out: Path) -> Any:
@@ -128,20 +131,25 @@ def freeze_all(model: Any) -> None:
         p.requires_grad_(False)
 
 
-def save_trainable(model: Any, out: Path, config: dict[str, Any]) -> None:
-    """Save exactly the parameters that require grad, plus a JSON config, as safetensors."""
+def save_trainable(model: Any, out: Path, config: dict[str, Any],
+                   state_dict: dict[str, Any] | None = None) -> None:
+    """Save exactly the parameters that require grad, plus a JSON config, as safetensors
+    (from `state_dict` where a sharded run gathered it: Strategy.save)."""
     from safetensors.torch import save_file
 
     out.mkdir(parents=True, exist_ok=True)
-    save_file(trainable_tensors(model), str(out / "trained.safetensors"))
+    save_file(trainable_tensors(model, state_dict=state_dict), str(out / "trained.safetensors"))
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
-def trainable_tensors(model: Any, also: Iterable[Any] = ()) -> dict[str, Any]:
+def trainable_tensors(model: Any, also: Iterable[Any] = (),
+                      state_dict: dict[str, Any] | None = None) -> dict[str, Any]:
     """The parameters that require grad, plus `also` (frozen for now), by name, on the CPU:
-    what a run or a checkpoint keeps."""
+    what a run or a checkpoint keeps; their values from `state_dict` where given (a sharded
+    run's gathered weights, whose names are the parameters' own)."""
     extra = {id(p) for p in also}
-    return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters()
+    source = state_dict or {}
+    return {n: source.get(n, p).detach().contiguous().cpu() for n, p in model.named_parameters()
             if p.requires_grad or id(p) in extra}
 
 

@@ -41,8 +41,12 @@ class FullStrategy(Gradual, Strategy):
         self.start_frozen(stages + ([[p for _, p in parts.bottom]] if parts.bottom else []))
         return Prepared(model)
 
-    def save(self, model: Any, out: Path) -> None:
-        model.save_pretrained(out, safe_serialization=True)
+    def save(self, model: Any, out: Path, state_dict: dict[str, Any] | None = None) -> None:
+        if state_dict is not None:  # a tied head once, under the embedding's name, as unsharded
+            tied = {n for n, _ in model.named_parameters(remove_duplicate=False)} - \
+                {n for n, _ in model.named_parameters()}
+            state_dict = {k: v for k, v in state_dict.items() if k not in tied}
+        model.save_pretrained(out, safe_serialization=True, state_dict=state_dict)
 
     def load_trained(self, base: Any, out: Path) -> Any:
         from safetensors.torch import load_file

@@ -50,8 +50,8 @@ class TrainedPartStrategy(Strategy):
             untie_head(model)
         freeze_all(model)
 
-    def save(self, model: Any, out: Path) -> None:
-        save_trainable(model, out, {"strategy": self.name})
+    def save(self, model: Any, out: Path, state_dict: dict[str, Any] | None = None) -> None:
+        save_trainable(model, out, {"strategy": self.name}, state_dict)
 
     def load_trained(self, base: Any, out: Path) -> Any:
         if not is_classifier(base):

@@ -94,14 +94,14 @@ class LoraStrategy(PeftStrategy):
             return None
         return lambda name: ratio if "lora_B" in name or "lora_embedding_B" in name else 1.0
 
-    def save(self, model: Any, out: Path) -> None:
+    def save(self, model: Any, out: Path, state_dict: dict[str, Any] | None = None) -> None:
         if self._init_dir is None:
-            super().save(model, out)
+            super().save(model, out, state_dict)
             return
         import shutil
 
         try:
-            model.save_pretrained(out, safe_serialization=True,
+            model.save_pretrained(out, safe_serialization=True, state_dict=state_dict,
                                   path_initial_model_for_weight_conversion=str(self._init_dir))
         finally:
             shutil.rmtree(self._init_dir, ignore_errors=True)

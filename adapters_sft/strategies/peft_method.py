@@ -26,8 +26,8 @@ class PeftStrategy(Strategy):
         check_module_names(model, self.opts)
         return Prepared(model, self.peft_config(model))
 
-    def save(self, model: Any, out: Path) -> None:
-        model.save_pretrained(out, safe_serialization=True)
+    def save(self, model: Any, out: Path, state_dict: dict[str, Any] | None = None) -> None:
+        model.save_pretrained(out, safe_serialization=True, state_dict=state_dict)
 
     def load_trained(self, base: Any, out: Path) -> Any:
         return load_adapter(base, out)
