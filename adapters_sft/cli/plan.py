@@ -8,6 +8,7 @@ from typing import Any
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..plan.target import GPUS
+    from .args import number
 
     p = sub.add_parser("plan", help="estimate peak memory from the model's config, and whether it fits")
     p.add_argument("recipe", help="recipe name (see ls) or path to a YAML file")
@@ -16,6 +17,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpu", action="append", default=[], metavar="NAME",
                    help=f"plan for this GPU: its memory (24GB) or a name ({', '.join(GPUS)}); "
                         "repeat for several; default: this machine's GPU, else its CPU and RAM")
+    p.add_argument("--nproc", type=number(int, 1), default=1, metavar="N",
+                   help="plan one of N processes, one per GPU (as train --nproc N): data-parallel, "
+                        "or sharded by the recipe's distributed.sharding")
     p.set_defaults(run=run)
 
 
@@ -30,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     quiet()
     fits = True
     for target in targets:
-        est = estimate(recipe, target)
+        est = estimate(recipe, target, processes=args.nproc)
         print_estimate(est)
         if not est.fits:
             fits = False
@@ -38,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
             for change, other in changes:
                 print(f"  would fit with {change}: about {gib(other.needed)}")
             if not changes:
-                print("  no single change of batch size, max_length, checkpointing, 8-bit AdamW or "
-                      "qlora makes it fit; combine them, or plan for a larger GPU")
+                print("  no single change of batch size, max_length, checkpointing, 8-bit AdamW, "
+                      "qlora or offloading makes it fit; combine them, or plan for a larger GPU")
     return 0 if fits else 1
 
 

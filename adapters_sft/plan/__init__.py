@@ -154,7 +154,8 @@ def estimate(recipe: Recipe, target: Target, longest: int | None = None,
     if adapter is not None:
         adapter = getattr(torch, "bfloat16" if target.cuda and target.bf16 else "float32") \
             if adapter == "auto" else getattr(torch, adapter)
-    static = static_terms(config, strategy, dtype, adapter, s.optim)
+    sharding = recipe.distributed.sharding
+    static = static_terms(config, strategy, dtype, adapter, s.optim, sharded=sharding != "none")
     rows = task.sequences_per_row * s.batch
     acts, one = activation_bytes(static.model, rows, s.length, s.checkpointing, static.quantized,
                                  static.bits, static.peft, target.cuda)
@@ -177,8 +178,15 @@ def estimate(recipe: Recipe, target: Target, longest: int | None = None,
         backward,
     ]
     notes = []
-    if processes > 1:  # torch DDP's buckets: the saving of gradient_as_bucket_view, per its docs
+    if processes > 1 and sharding == "none":  # DDP's buckets: the saving of gradient_as_bucket_view, per its docs
         terms.append(Term("DDP buckets", static.gradients, "a copy of the gradients, for the all-reduce"))
+    if sharding != "none":
+        from .sharded import sharded_terms
+
+        terms = sharded_terms(terms, static, sharding, recipe.distributed.cpu_offload, processes,
+                              recipe.distributed.wrap)
+        notes.append(f"distributed.sharding={sharding} over {processes} processes: an estimate from "
+                     "how the engine is documented to split and gather, not yet measured on GPUs")
     if task.sequences_per_row > 1:
         notes.append(f"task {recipe.task}: {task.sequences_per_row} sequences a row, run together")
     if task.uses_reference and not static.peft:  # PEFT's reference is the adapter switched off
@@ -219,6 +227,8 @@ def _changes(est: Estimate, recipe: Recipe) -> list[list[str]]:
         length //= 2
     if recipe.strategy.name in ("lora", "full", "freeze"):
         out.append(["strategy=qlora"])
+    if recipe.distributed.sharding != "none" and not recipe.distributed.cpu_offload:
+        out.append(["distributed.cpu_offload=true"])
     return out
 
 
@@ -234,7 +244,7 @@ def advise(ref: str, overrides: list[str], est: Estimate, recipe: Recipe) -> lis
         if kind in kinds:
             continue
         try:
-            other = estimate(load_recipe(ref, [*overrides, *change]), est.target)
+            other = estimate(load_recipe(ref, [*overrides, *change]), est.target, processes=est.processes)
         except UserError:
             continue
         if other.fits:

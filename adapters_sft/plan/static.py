@@ -45,6 +45,7 @@ class Static:
     quantized: set[int]  # ids of the weights stored in 4 or 8 bits
     bits: int | None     # 4 or 8 when quantized
     peft: bool
+    sizes: dict[int, int] = dataclasses.field(default_factory=dict)  # parameter id -> bytes held
 
 
 def quantized_bytes(numel: int, out_features: int, bits: int, double_quant: bool) -> int:
@@ -92,16 +93,24 @@ def quantized_modules(model: Any) -> set[str]:
             and not any(name == k or name.startswith(k + ".") for k in keep)}
 
 
-def static_terms(config: Any, strategy: Any, dtype: Any, adapter_dtype: Any, optim: str) -> Static:
+def static_terms(config: Any, strategy: Any, dtype: Any, adapter_dtype: Any, optim: str,
+                 sharded: bool = False) -> Static:
     """Bytes of weights, trainable parameters, gradients and optimizer state for `strategy` on
     the model of `config` computing in `dtype`. `adapter_dtype` is what a quantized strategy
-    trains its adapter in (None: as PEFT leaves it)."""
+    trains its adapter in (None: as PEFT leaves it). `sharded`: a sharded run, whose 4-bit
+    weights are stored in `dtype` and whose other weights qlora leaves in `dtype` (no fp32 cast)."""
     import torch
 
     quant = strategy.load_options().get("quantization_config")
+    if quant is not None and sharded:
+        quant.bnb_4bit_quant_storage = dtype  # what sharding.load_values sets
     model = meta_model(config, dtype)
     quantized = quantized_modules(model) if quant is not None else set()
     quantized_weights = {id(model.get_submodule(n).weight): model.get_submodule(n) for n in quantized}
+    if quant is not None:  # as loaded, the model carries its quantization config (qlora reads it)
+        import types
+
+        model.hf_quantizer = types.SimpleNamespace(quantization_config=quant)
     prepared = strategy.prepare(model)
     model = prepared.model
     if prepared.peft_config is not None:
@@ -117,22 +126,26 @@ def static_terms(config: Any, strategy: Any, dtype: Any, adapter_dtype: Any, opt
     later = {id(p) for p in strategy.later_params()}
     weights = trainable_bytes = numbers = 0
     trainable: list[Any] = []
+    sizes: dict[int, int] = {}
     for p in model.parameters():
         if id(p) in quantized_weights:
             module = quantized_weights[id(p)]
-            weights += quantized_bytes(p.numel(), module.out_features, 8 if quant.load_in_8bit else 4,
-                                       quant.bnb_4bit_use_double_quant)
+            sizes[id(p)] = quantized_bytes(p.numel(), module.out_features, 8 if quant.load_in_8bit else 4,
+                                           quant.bnb_4bit_use_double_quant)
+            weights += sizes[id(p)]
         elif p.requires_grad or id(p) in later:
             trainable.append(p)
-            trainable_bytes += p.numel() * p.element_size()
+            sizes[id(p)] = p.numel() * p.element_size()
+            trainable_bytes += sizes[id(p)]
             numbers += p.numel()
         else:
             # a 4/8-bit model's other weights are cast to fp32 (peft's prepare_model_for_kbit_training)
-            size = 4 if quant is not None and p.dtype in (torch.float16, torch.bfloat16) else p.element_size()
-            weights += p.numel() * size
+            cast = quant is not None and not sharded and p.dtype in (torch.float16, torch.bfloat16)
+            sizes[id(p)] = p.numel() * (4 if cast else p.element_size())
+            weights += sizes[id(p)]
     weights += sum(b.numel() * b.element_size() for b in model.buffers())
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
     optimizer, note = optimizer_bytes(optim, trainable, embeddings)
     return Static(weights, trainable_bytes, trainable_bytes, optimizer, numbers, note, model,
                   set(quantized_weights), None if quant is None else 8 if quant.load_in_8bit else 4,
-                  prepared.peft_config is not None)
+                  prepared.peft_config is not None, sizes)

@@ -80,8 +80,11 @@ class QLoraStrategy(LoraStrategy):
         from peft import prepare_model_for_kbit_training
 
         disable_cpu_inference_repack(model)
-        # Gradient checkpointing is the trainer's decision (training.gradient_checkpointing).
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        if not stored_as_float(model):
+            # Gradient checkpointing is the trainer's decision (training.gradient_checkpointing).
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        # else a sharded run (sharding.py): FSDP splits tensors of one dtype, so the other
+        # weights stay in the dtype the 4-bit ones are stored in, without PEFT's fp32 cast
         return Prepared(model, self.peft_config(model))
 
     def after_trainer(self, trainer: Any) -> None:
@@ -111,6 +114,16 @@ class QLoraStrategy(LoraStrategy):
         base = base.dequantize().to(device="cpu", dtype=torch.float32)
         with damaged_run_file(out):
             return super().load_trained(base, out)  # LoRA's: the dequantized base needs no repack guard
+
+
+def stored_as_float(model: Any) -> bool:
+    """Whether the 4-bit weights are stored in a float dtype (`bnb_4bit_quant_storage`), as
+    sharding.load_values asks for FSDP-QLoRA, rather than bitsandbytes' default uint8."""
+    import torch
+
+    quant = getattr(getattr(model, "hf_quantizer", None), "quantization_config", None)
+    storage = getattr(quant, "bnb_4bit_quant_storage", torch.uint8)
+    return getattr(quant, "load_in_4bit", False) and getattr(storage, "is_floating_point", False)
 
 
 def disable_cpu_inference_repack(model: Any) -> None:
