@@ -117,10 +117,22 @@ def _convert_gguf(gguf_dir: Path, gguf_name: str, out: Path) -> None:
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        os.replace(tmp, out)
+        place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def place(tmp: Path, out: Path) -> None:
+    """Rename the finished folder `tmp` to `out`. Where another process got there first (the
+    processes of one run started by torchrun on a fresh machine each convert), the same
+    conversion is already in place: keep it and drop ours."""
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        if not (out / "config.json").is_file():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_config(ref: str, trust_remote_code: bool = False) -> Any:

@@ -99,3 +99,26 @@ def test_hub_ids_pass_through(ref):
     from adapters_sft.models import resolve_model
 
     assert resolve_model(ref) == ref
+
+
+def test_a_conversion_another_process_finished_first_is_kept(tmp_path):
+    """Processes of one run started by torchrun on a fresh machine each convert the bundled
+    model; the one that finishes second keeps the first one's copy instead of failing."""
+    from adapters_sft.models import place
+
+    out, ours = tmp_path / "model", tmp_path / ".model-tmp"
+    for folder, text in ((out, "first"), (ours, "second")):
+        folder.mkdir()
+        (folder / "config.json").write_text(text)
+    place(ours, out)
+    assert (out / "config.json").read_text() == "first" and not ours.exists()
+    lone = tmp_path / ".lone"
+    lone.mkdir()
+    (lone / "config.json").write_text("only")
+    place(lone, tmp_path / "fresh")  # nobody was first: ours is renamed into place
+    assert (tmp_path / "fresh" / "config.json").read_text() == "only"
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "weights").write_text("x")  # not a finished conversion: not kept
+    (lone := tmp_path / ".again").mkdir()
+    with pytest.raises(OSError):
+        place(lone, tmp_path / "half")

@@ -47,12 +47,10 @@ def quiet_libraries() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..distributed import is_main
+    from ..distributed import is_main, launched
     from ..recipe import load_recipe
-    from ..trainer import train
-
-    from ..distributed import launched
     from ..sharding import sharded
+    from ..trainer import train
 
     recipe = load_recipe(args.recipe, args.overrides)
     quiet_libraries()
