@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # On a GPU machine with a CUDA torch already installed: make demo TORCH=torch
 TORCH  ?= torch==2.13.0
 
-.PHONY: install llamacpp demo test wheel-check clean
+.PHONY: install llamacpp browser demo test wheel-check clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,15 @@ $(VENV)/.llamacpp: $(VENV)/.installed
 		echo "warning: llama.cpp's vocabularies and converter were not fetched; their tests will be skipped"
 	touch $@
 
+# Debian's Chromium and its driver, for the browser test of the UI (no browser download at
+# test time). Where apt cannot install them (not root, not Debian), that test skips and says why.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null 2>&1 && \
+		 DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1) || \
+		echo "warning: chromium and chromium-driver could not be installed with apt; the UI's browser test will be skipped"
+
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -36,8 +45,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: install
 	$(BIN)/adapters-sft train smollm2-135m/lora overwrite=true
 
-test: install llamacpp
-	$(BIN)/python -m pytest
+test: install llamacpp browser
+	$(BIN)/python -m pytest --durations=15
 
 # The wheel as a user installs it (non-editable, fresh virtualenv): ls, check, train, export.
 wheel-check:

@@ -14,9 +14,9 @@ import warnings
 
 from ..errors import CheckFailed, Interrupted, UserError
 from .args import OneLineParser
-from . import chat, check, cp, eval, export, generate, ls, merge, plan, resume, show, train, validate
+from . import chat, check, cp, eval, export, generate, ls, merge, plan, resume, show, train, ui, validate
 
-VERBS = (ls, show, cp, validate, check, plan, train, resume, eval, generate, chat, merge, export)
+VERBS = (ls, show, cp, validate, check, plan, train, resume, eval, generate, chat, merge, export, ui)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,186 @@
+"""What the UI's page asks for, answered from the same code the CLI uses: recipes and strategy
+options from the recipe loader and the registry, validation by `load_recipe` + `training_args`
+(what `validate` runs; the error is the CLI's own line), runs read from their directories
+(rundir.py's names), and every operation started as the CLI command it shows (jobs.py).
+
+Paths from the page are resolved inside the folder the UI was started on and refused outside it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from .. import rundir
+
+UI_DIR = ".adapters-sft-ui"
+
+
+def inside(root: Path, relative: str) -> Path:
+    """`relative` resolved inside `root`; anything that leaves it is refused."""
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise UserError(f"'{relative}': outside the folder the UI serves ({root})")
+    return path
+
+
+def recipes(root: Path) -> list[dict[str, Any]]:
+    """Shipped recipes by name, then the YAML recipes in the served folder by path."""
+    from ..recipe import recipe_names
+
+    local = sorted(p.name for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    return [{"name": n, "shipped": True} for n in recipe_names()] + \
+        [{"name": n, "shipped": False} for n in local]
+
+
+def recipe(root: Path, name: str) -> dict[str, Any]:
+    """A recipe resolved, its header comment and every option of its strategy, with help."""
+    from ..recipe import find_recipe, load_recipe
+    from ..registry import get_strategy
+
+    ref = str(inside(root, name)) if not _shipped(name) else name
+    loaded = load_recipe(ref)
+    comments = [line[1:].strip() for line in find_recipe(ref)[1].read_text().splitlines()[:4]
+                if line.startswith("#")]
+    options = [{"key": f"strategy.{f.name}", "default": _plain(getattr(loaded.strategy, f.name)),
+                "help": f.metadata.get("help", "")}
+               for f in dataclasses.fields(get_strategy(loaded.strategy.name).Options) if f.init]
+    return {"name": name, "about": comments, "resolved": _plain(loaded.to_dict()), "options": options}
+
+
+def _shipped(name: str) -> bool:
+    from ..recipe import recipe_names
+
+    return name in recipe_names()
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+# the key a CLI error line names: "WHERE: KEY: ..." or "WHERE: unknown key 'KEY' ..."
+KEY = re.compile(r"^(?:command line: |[^:]+:\d+: |[^:]+: )?(?:unknown key '([\w.]+)'|([A-Za-z_][\w.]*):)")
+
+
+def validate(root: Path, name: str, overrides: list[str]) -> dict[str, Any]:
+    """The checks of `adapters-sft validate --no-data`, in this process: the same recipe
+    loader and Trainer config. An error is the CLI's line, with the key it names."""
+    from ..recipe import load_recipe
+    from ..training_args import training_args
+
+    ref = name if _shipped(name) else str(inside(root, name))
+    try:
+        loaded = load_recipe(ref, overrides)
+        training_args(loaded, has_eval=bool(loaded.data.eval or loaded.data.val_size))
+    except UserError as exc:
+        message = str(exc)
+        match = KEY.match(message)
+        key = match and (match.group(1) or match.group(2))
+        return {"ok": False, "error": message, "key": key or None}
+    return {"ok": True, "command": shlex.join(["adapters-sft", "train", name, *overrides]),
+            "output_dir": loaded.output_dir}
+
+
+def runs(root: Path) -> list[dict[str, Any]]:
+    """Every run below the served folder (three levels deep: runs/smollm2-135m/lora):
+    finished ones, and interrupted ones (their staging folder) that hold a checkpoint."""
+    found = []
+    markers = [m for depth in ("*", "*/*", "*/*/*") for m in root.glob(f"{depth}/{rundir.RECIPE}")]
+    for marker in sorted(markers):
+        folder = marker.parent
+        if UI_DIR in folder.parts:
+            continue
+        partial = folder.name.startswith(".") and folder.name.endswith(".partial")
+        if folder.name.startswith(".") and not partial:
+            continue
+        found.append(summary(root, folder, partial))
+    return found
+
+
+def summary(root: Path, folder: Path, partial: bool = False) -> dict[str, Any]:
+    import yaml
+
+    saved = yaml.safe_load((folder / rundir.RECIPE).read_text()) or {}
+    strategy = saved.get("strategy") or {}
+    records = metrics(folder)
+    losses = [r["loss"] for r in records if "loss" in r]
+    final = next((r for r in reversed(records) if r.get("final")), {})
+    scores = _read(folder / rundir.EVAL) or {}
+    shown = folder.parent / folder.name[1:-len(".partial")] if partial else folder
+    return {"path": str(shown.relative_to(root)), "state": "interrupted" if partial else "finished",
+            "model": saved.get("model"), "strategy": strategy.get("name"), "task": saved.get("task", "sft"),
+            "steps": max((r.get("step", 0) for r in records), default=0),
+            "final_loss": final.get("train_loss", losses[-1] if losses else None),
+            "scores": scores.get("after") or scores.get("before"),
+            "size": sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())}
+
+
+def metrics(folder: Path) -> list[dict[str, Any]]:
+    path = folder / rundir.METRICS
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:  # a line being written right now
+            continue
+    return out
+
+
+def run(root: Path, relative: str) -> dict[str, Any]:
+    """One run (finished, or still training / interrupted: its staging folder) in detail."""
+    folder = inside(root, relative)
+    partial = rundir.partial_dir(folder)
+    live = not (folder / rundir.RECIPE).is_file() and partial.is_dir()
+    where = partial if live else folder
+    if not (where / rundir.RECIPE).is_file():
+        raise UserError(f"'{relative}': not a run (no {rundir.RECIPE}) yet")
+    files = {name: (where / name).is_file() for name in (rundir.LOSS_PLOT, rundir.CONFUSION)}
+    return {"path": relative, "state": "training or interrupted" if live else "finished",
+            "metrics": metrics(where), "eval": _read(where / rundir.EVAL),
+            "recipe": (where / rundir.RECIPE).read_text(), "files": files}
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def run_file(root: Path, relative: str, name: str) -> Path:
+    """A picture a run drew (loss plot, confusion matrix); nothing else is served."""
+    if name not in (rundir.LOSS_PLOT, rundir.CONFUSION):
+        raise UserError(f"'{name}': only {rundir.LOSS_PLOT} and {rundir.CONFUSION} are served")
+    folder = inside(root, relative)
+    path = folder / name if (folder / name).is_file() else rundir.partial_dir(folder) / name
+    if not path.is_file():
+        raise UserError(f"'{relative}/{name}': not drawn yet")
+    return path
+
+
+def command(root: Path, verb: str, body: dict[str, Any]) -> list[str]:
+    """The CLI arguments of an operation the page asks for; outputs go below the served folder."""
+    if verb in ("train", "plan", "check"):
+        name = str(body["recipe"])
+        if not _shipped(name):
+            inside(root, name)
+        return [verb, name, *[str(o) for o in body.get("overrides", [])]]
+    target = str(body["run"])
+    inside(root, target)
+    if verb in ("resume", "eval"):
+        return [verb, target]
+    stem = Path(target).name
+    if verb == "merge":
+        return ["merge", target, "--out", f"exports/{stem}-merged"]
+    if verb == "export":
+        fmt = str(body.get("format", "gguf"))
+        if fmt not in ("peft", "safetensors", "gguf"):
+            raise UserError(f"--format: must be peft, safetensors or gguf, got '{fmt}'")
+        return ["export", target, "--format", fmt, "--out", f"exports/{stem}-{fmt}"]
+    raise UserError(f"'{verb}': not an operation of the UI")
