@@ -87,7 +87,7 @@ def validate(root: Path, name: str, overrides: list[str]) -> dict[str, Any]:
 
 def runs(root: Path) -> list[dict[str, Any]]:
     """Every run below the served folder (three levels deep: runs/smollm2-135m/lora):
-    finished ones, and interrupted ones (their staging folder) that hold a checkpoint."""
+    finished ones, and unfinished ones (their staging folder: training now, or stopped)."""
     found = []
     markers = [m for depth in ("*", "*/*", "*/*/*") for m in root.glob(f"{depth}/{rundir.RECIPE}")]
     for marker in sorted(markers):
@@ -111,7 +111,12 @@ def summary(root: Path, folder: Path, partial: bool = False) -> dict[str, Any]:
     final = next((r for r in reversed(records) if r.get("final")), {})
     scores = _read(folder / rundir.EVAL) or {}
     shown = folder.parent / folder.name[1:-len(".partial")] if partial else folder
-    return {"path": str(shown.relative_to(root)), "state": "interrupted" if partial else "finished",
+    state = "finished"
+    if partial:  # training now, or stopped: resumable where a complete checkpoint is kept
+        from ..checkpoints import latest
+
+        state = "unfinished, resumable" if latest(folder / rundir.CHECKPOINTS)[0] else "unfinished"
+    return {"path": str(shown.relative_to(root)), "state": state,
             "model": saved.get("model"), "strategy": strategy.get("name"), "task": saved.get("task", "sft"),
             "steps": max((r.get("step", 0) for r in records), default=0),
             "final_loss": final.get("train_loss", losses[-1] if losses else None),

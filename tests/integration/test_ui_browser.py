@@ -97,6 +97,15 @@ def test_train_watch_and_chat_in_a_real_browser(browser, tmp_path):
             extra.find_element(By.CSS_SELECTOR, ".value").send_keys(val)
         find(By.ID, "validate").click()
         until(lambda: find(By.ID, "validation").text == "valid", 60)
+
+        # check: the rendered examples, the tokens trained on highlighted
+        find(By.ID, "check").click()
+        marked = until(lambda: browser.find_elements(By.CSS_SELECTOR, "#jobs-list mark"), 300,
+                       lambda: find(By.ID, "jobs-list").text[-500:])
+        assert any(m.text.strip() for m in marked)
+        browser.save_screenshot(str(shots / "check.png"))
+        find(By.ID, "tab-train").click()
+
         find(By.ID, "start").click()
         shown = until(lambda: find(By.ID, "command").text if find(By.ID, "live").is_displayed() else "", 60,
                       lambda: find(By.ID, "status").text)
@@ -108,8 +117,8 @@ def test_train_watch_and_chat_in_a_real_browser(browser, tmp_path):
         browser.save_screenshot(str(shots / "training.png"))
         until(lambda: "done" in find(By.ID, "live-step").text, timeout=600)
         assert len(browser.find_elements(By.CSS_SELECTOR, "#live-curve circle")) == 2
-        jobs = ui.get("/api/jobs")
-        assert [j["command"] for j in jobs] == [shown]  # the command the page showed is what ran
+        trains = [j["command"] for j in ui.get("/api/jobs") if j["verb"] == "train"]
+        assert trains == [shown]  # the command the page showed is what ran
 
         find(By.ID, "tab-runs").click()
         run = until(lambda: browser.find_elements(By.CSS_SELECTOR, 'tr.run[data-path="runs/smollm2-135m/lora"]'))

@@ -83,7 +83,7 @@ def test_training_runs_as_the_command_shown_and_a_stop_leaves_a_resumable_run(ui
     stopped = wait_job(ui, long["id"])
     assert stopped["state"].startswith("stopped") and "adapters-sft resume" in stopped["output"]
     runs = {r["path"]: r for r in ui.get("/api/runs")}
-    assert runs["runs/tiny"]["state"] == "interrupted"
+    assert runs["runs/tiny"]["state"] == "unfinished, resumable"
     resumed = ui.post("/api/do/resume", {"run": "runs/tiny"})
     assert resumed["command"] == "adapters-sft resume runs/tiny"
     assert wait_job(ui, resumed["id"])["state"] == "done"

@@ -222,12 +222,17 @@ async function pollLive() {
 }
 
 // --- jobs ------------------------------------------------------------------------------------
+function shown(job) {
+  // `check` marks the tokens the model is trained on as [[...]] when not on a terminal
+  const text = escape(job.output.split("\n").slice(job.verb === "check" ? -120 : -40).join("\n"));
+  return job.verb === "check" ? text.replace(/\[\[([\s\S]*?)\]\]/g, "<mark>$1</mark>") : text;
+}
 const loadJobs = guarded(async () => {
   const jobs = await call("/api/jobs");
   $("#jobs-list").innerHTML = jobs.length ? jobs.map((j) => `<div class="job" data-id="${j.id}"><p><b>job ${j.id}</b> `
     + `<span class="state">${escape(j.state)}</span> <code>${escape(j.command)}</code> `
     + (j.state === "running" ? `<button class="stop" data-id="${j.id}">Stop (saves a checkpoint)</button>` : "")
-    + `</p><pre>${escape(j.output.split("\n").slice(-40).join("\n"))}</pre></div>`).join("") : "<p>no jobs yet</p>";
+    + `</p><pre>${shown(j)}</pre></div>`).join("") : "<p>no jobs yet</p>";
   document.querySelectorAll("button.stop").forEach((b) => b.addEventListener("click", guarded(async () => {
     await call("/api/stop", { id: Number(b.dataset.id) });
     loadJobs();
