@@ -42,7 +42,7 @@ def recipe(root: Path, name: str) -> dict[str, Any]:
     from ..recipe import find_recipe, load_recipe
     from ..registry import get_strategy
 
-    ref = str(inside(root, name)) if not _shipped(name) else name
+    ref = recipe_ref(root, name)
     loaded = load_recipe(ref)
     comments = [line[1:].strip() for line in find_recipe(ref)[1].read_text().splitlines()[:4]
                 if line.startswith("#")]
@@ -52,10 +52,11 @@ def recipe(root: Path, name: str) -> dict[str, Any]:
     return {"name": name, "about": comments, "resolved": _plain(loaded.to_dict()), "options": options}
 
 
-def _shipped(name: str) -> bool:
+def recipe_ref(root: Path, name: str) -> str:
+    """A shipped recipe's name as it is; any other is a file inside the served folder."""
     from ..recipe import recipe_names
 
-    return name in recipe_names()
+    return name if name in recipe_names() else str(inside(root, name))
 
 
 def _plain(value: Any) -> Any:
@@ -72,7 +73,7 @@ def validate(root: Path, name: str, overrides: list[str]) -> dict[str, Any]:
     from ..recipe import load_recipe
     from ..training_args import training_args
 
-    ref = name if _shipped(name) else str(inside(root, name))
+    ref = recipe_ref(root, name)
     try:
         loaded = load_recipe(ref, overrides)
         training_args(loaded, has_eval=bool(loaded.data.eval or loaded.data.val_size))
@@ -152,8 +153,9 @@ def run(root: Path, relative: str) -> dict[str, Any]:
 
 
 def _read(path: Path) -> Any:
+    """rundir.read_json, or None where the file is absent or being written."""
     try:
-        return json.loads(path.read_text())
+        return rundir.read_json(path)
     except (OSError, ValueError):
         return None
 
@@ -173,8 +175,7 @@ def command(root: Path, verb: str, body: dict[str, Any]) -> list[str]:
     """The CLI arguments of an operation the page asks for; outputs go below the served folder."""
     if verb in ("train", "plan", "check"):
         name = str(body["recipe"])
-        if not _shipped(name):
-            inside(root, name)
+        recipe_ref(root, name)  # refuses a path outside the served folder
         return [verb, name, *[str(o) for o in body.get("overrides", [])]]
     target = str(body["run"])
     inside(root, target)
