@@ -2,11 +2,13 @@
 
 Most textbook knobs already are TrainingArguments fields and pass straight through:
 warmup_steps (a float below 1 is a ratio of the run), max_grad_norm, weight_decay,
-label_smoothing_factor, load_best_model_at_end, metric_for_best_model. Three are not:
+label_smoothing_factor, load_best_model_at_end, metric_for_best_model, and TRL's
+activation_offloading. Four are not:
 
   dropout                  model dropout: every dropout probability in the model's config
   layer_lr_decay           layer-wise learning rates (optim.py)
   early_stopping_patience  stop after N evaluations without improvement, keep the best
+  mlp_tile_tokens          each layer's MLP in tiles of N tokens (tiled_mlp.py)
 
 Asking for the best checkpoint (either of the last two keys' relatives) fills in what the
 Trainer needs for it, so one key is enough: evaluation and saving on the same schedule, the
@@ -34,6 +36,9 @@ class Knobs:
                                           Range(0, 1, low_open=True))
     early_stopping_patience: int | None = option(None, "stop after N evaluations without "
                                                        "improvement of metric_for_best_model", Range(1))
+    mlp_tile_tokens: int | None = option(None, "compute each decoder layer's MLP in tiles of this many "
+                                               "tokens, keeping only its input for the backward "
+                                               "pass (long rows); unset: in one piece", Range(1))
 
 
 KEYS = tuple(f.name for f in dataclasses.fields(Knobs))

@@ -56,6 +56,11 @@ def model_load_kwargs(recipe: Recipe, strategy: Any) -> dict[str, Any]:
     if implementation := attention():
         kwargs["attn_implementation"] = implementation
     kwargs.update(strategy.load_options())
+    if recipe.dtype != "auto":  # the recipe's dtype wins over a strategy's default compute dtype
+        kwargs["dtype"] = getattr(torch, recipe.dtype)
+        quant = kwargs.get("quantization_config")
+        if getattr(quant, "load_in_4bit", False):
+            quant.bnb_4bit_compute_dtype = kwargs["dtype"]
     dropout = knobs.split(recipe)[0].dropout
     if dropout is not None:
         from .models import load_config

@@ -46,6 +46,10 @@ def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = 
     trainer.keep_checkpoints = recipe.checkpoint.keep
     strategy.after_trainer(trainer)
     knobs.install_optimizer(trainer, ours, strategy)
+    from . import tiled_mlp
+
+    tiled_mlp.apply(trainer.model, ours.mlp_tile_tokens, recipe.where("training.mlp_tile_tokens") +
+                    "training.mlp_tile_tokens: ")
     return trainer, strategy, splits
 
 

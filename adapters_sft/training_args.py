@@ -15,6 +15,9 @@ Defaults we choose over TRL's (a recipe's `training:` keys override them):
                           processes over gloo (otherwise each would train alone)
   fsdp, deepspeed         from the recipe's `distributed:` section (sharding.py); under FSDP,
                           gradient_checkpointing becomes FSDP's own activation checkpointing
+  activation_offloading   TRL's (activations to host memory and back); off on a machine with
+                          no accelerator, where they are in host memory already (and TRL's
+                          offloading fails to start)
 """
 from __future__ import annotations
 
@@ -62,6 +65,8 @@ def training_args(recipe: Recipe, output_dir: Path | None = None, has_eval: bool
     from .sharding import trainer_values
 
     values.update(trainer_values(recipe, bool(values.get("gradient_checkpointing"))))
+    if values.get("activation_offloading") and torch.accelerator.current_accelerator() is None:
+        values["activation_offloading"] = False  # nothing to move off a CPU (TRL's needs a device)
     try:
         return config_cls(**values)
     except (ValueError, TypeError) as exc:

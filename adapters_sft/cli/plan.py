@@ -20,6 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nproc", type=number(int, 1), default=1, metavar="N",
                    help="plan one of N processes, one per GPU (as train --nproc N): data-parallel, "
                         "or sharded by the recipe's distributed.sharding")
+    p.add_argument("--longest", action="store_true",
+                   help="the longest data.max_length each GPU trains at the recipe's batch size, "
+                        "and the single setting that would go furthest beyond it")
     p.set_defaults(run=run)
 
 
@@ -32,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     names = [n for item in args.gpu for n in item.split(",") if n.strip()]
     targets = [named_gpu(n) for n in names] or [this_machine()]
     quiet()
+    if args.longest:
+        return run_longest(args, recipe, targets)
     fits = True
     for target in targets:
         est = estimate(recipe, target, processes=args.nproc)
@@ -47,13 +52,30 @@ def run(args: argparse.Namespace) -> int:
     return 0 if fits else 1
 
 
+def run_longest(args: argparse.Namespace, recipe: Any, targets: list[Any]) -> int:
+    """One line per GPU; exit status 1 when a GPU cannot train even one token."""
+    from ..plan.longest import furthest, line, longest
+
+    status = 0
+    for target in targets:
+        result = longest(recipe, target)
+        print(f"adapters-sft: {line(result, target, recipe)}", flush=True)
+        status = status or int(result.tokens == 0)
+        best = furthest(args.recipe, args.overrides, recipe, target, result)
+        if best:
+            print(f"  furthest with one change: {best[0]}: {best[1].tokens:,} tokens")
+    return status
+
+
 def print_estimate(est: Any) -> None:
     from ..plan import gib
 
     s = est.settings
     print(f"plan {est.recipe} on {est.target.name}: model {est.model}")
     print(f"  settings: {s.dtype}, batch {s.batch} x {s.length} tokens, gradient checkpointing "
-          f"{'on' if s.checkpointing else 'off'}, optim {s.optim}")
+          f"{'on' if s.checkpointing else 'off'}, optim {s.optim}"
+          f"{', activation offloading' if s.offload else ''}"
+          f"{f', MLP in {s.mlp_tile}-token tiles' if s.mlp_tile else ''}")
     for term in est.terms:
         print(f"  {term.name:<22}{gib(term.bytes):>12}   {term.note}")
     print(f"  {'tensors at peak':<22}{gib(est.tensors):>12}   the estimate of "

@@ -39,6 +39,8 @@ class Settings:
     batch: int
     length: int
     optim: str
+    offload: bool = False          # training.activation_offloading (TRL's), on a GPU
+    mlp_tile: int | None = None    # training.mlp_tile_tokens (tiled_mlp.py)
 
 
 @dataclasses.dataclass
@@ -57,6 +59,7 @@ class Estimate:
     terms: list[Term]
     notes: list[str]
     processes: int = 1  # data-parallel processes: each on its own GPU, or sharing a CPU's RAM
+    host: int = 0       # activations offloaded to host memory (pinned RAM), one process
 
     @property
     def tensors(self) -> int:
@@ -77,9 +80,11 @@ class Estimate:
         word = "fits" if self.fits else "does NOT fit"
         each = f" for {self.processes} processes" if self.processes > 1 and not self.target.cuda else \
             " a process" if self.processes > 1 else ""
+        host = f"; {gib(self.host)} of activations offloaded to host RAM" if self.host else ""
         return (f"plan: needs about {gib(self.needed)}{each} of {gib(self.target.memory)} on "
                 f"{self.target.name}: {word} ({self.settings.batch} x {self.settings.length} tokens, "
-                f"{self.settings.dtype}, gradient checkpointing {'on' if self.settings.checkpointing else 'off'})")
+                f"{self.settings.dtype}, gradient checkpointing {'on' if self.settings.checkpointing else 'off'}"
+                f"{host})")
 
 
 def gib(n: int) -> str:
@@ -97,9 +102,13 @@ def settings(recipe: Recipe, target: Target, longest: int | None = None) -> Sett
     if not length:
         raise NotPlanned(f"{recipe.where('data.max_length')}data.max_length: unset, so rows have "
                          "no longest length to plan for; set data.max_length")
+    tile = training.get("mlp_tile_tokens")
     return Settings(dtype, bool(training.get("gradient_checkpointing", target.cuda)),
                     int(training.get("per_device_train_batch_size", DEFAULT_BATCH)), int(length),
-                    str(training.get("optim", DEFAULT_OPTIM)))
+                    str(training.get("optim", DEFAULT_OPTIM)),
+                    # off where there is no GPU, as training_args makes it
+                    bool(training.get("activation_offloading")) and target.cuda,
+                    None if tile is None else int(tile))
 
 
 def plan_config(recipe: Recipe) -> Any:
@@ -126,18 +135,22 @@ def plan_config(recipe: Recipe) -> Any:
                     "in the local hub cache either); set model=FOLDER holding its config.json")
 
 
-def estimate(recipe: Recipe, target: Target, longest: int | None = None,
-             processes: int = 1) -> Estimate:
-    """The term-by-term estimate of `recipe`'s peak memory on `target`; loads no weights.
-    `longest`: the longest training row in tokens, when the data has been read; `processes`:
-    data-parallel processes (DDP adds a bucket copy of the gradients to each)."""
+@dataclasses.dataclass
+class Model:
+    """What a plan needs that does not depend on the row length (reused by `longest`)."""
+    config: Any
+    static: Any  # static.Static
+    dtype: Any
+
+
+def model_terms(recipe: Recipe, target: Target) -> Model:
+    """The model of `recipe` on `target` built without weights, with its static terms; refuses
+    what the plan does not model."""
     import torch
 
-    from ..loading import build_strategy
-    from .activations import activation_bytes, loss_head_bytes
-    from .static import static_terms
-
+    from ..loading import build_strategy, weight_dtype
     from ..registry import get_task
+    from .static import static_terms
 
     task = get_task(recipe.task)
     if not task.generative:
@@ -147,23 +160,56 @@ def estimate(recipe: Recipe, target: Target, longest: int | None = None,
         raise NotPlanned(f"{recipe.where('task')}task: {recipe.task} computes its loss from the full "
                          "logits (TRL's chunked head is what the plan models); not modelled yet")
     config = plan_config(recipe)
-    s = settings(recipe, target, longest)
-    dtype = getattr(torch, s.dtype)
+    dtype = getattr(torch, weight_dtype(recipe, target.cuda, target.bf16))
     strategy = build_strategy(recipe)
     adapter = getattr(recipe.strategy, "adapter_dtype", None)
     if adapter is not None:
         adapter = getattr(torch, "bfloat16" if target.cuda and target.bf16 else "float32") \
             if adapter == "auto" else getattr(torch, adapter)
+    static = static_terms(config, strategy, dtype, adapter, str(recipe.training.get("optim", DEFAULT_OPTIM)),
+                          sharded=recipe.distributed.sharding != "none")
+    return Model(config, static, dtype)
+
+
+# What stays on the GPU of what activation offloading moves out: TRL keeps the tensors it is
+# still copying out (its forward stash, max_fwd_stash_size=5) and those it brought back for the
+# layer the backward pass is in; we count the 5 largest a layer keeps, from reading its code
+# (trl/models/activation_offloading.py), not measured on a GPU.
+OFFLOAD_STASH = 5
+
+
+def estimate(recipe: Recipe, target: Target, longest: int | None = None,
+             processes: int = 1, model: Model | None = None) -> Estimate:
+    """The term-by-term estimate of `recipe`'s peak memory on `target`; loads no weights.
+    `longest`: the longest training row in tokens, when the data has been read; `processes`:
+    data-parallel processes (DDP adds a bucket copy of the gradients to each); `model`: what
+    model_terms returned for this recipe and target, to plan several lengths at little cost."""
+    from ..registry import get_task
+    from .activations import activation_bytes, loss_head_bytes
+
+    task = get_task(recipe.task)
+    m = model or model_terms(recipe, target)
+    config, static, dtype = m.config, m.static, m.dtype
+    s = settings(recipe, target, longest)
+    from .. import tiled_mlp
+
+    tiled_mlp.apply(static.model, s.mlp_tile)
     sharding = recipe.distributed.sharding
-    static = static_terms(config, strategy, dtype, adapter, s.optim, sharded=sharding != "none")
     rows = task.sequences_per_row * s.batch
     acts, one = activation_bytes(static.model, rows, s.length, s.checkpointing, static.quantized,
-                                 static.bits, static.peft, target.cuda)
+                                 static.bits, static.peft, target.cuda, s.mlp_tile)
     layers = config.num_hidden_layers
     kept = f"{layers} layers keep their input" if s.checkpointing else f"{layers} layers"
+    host = 0
+    if s.offload:  # TRL's offloading: what the layers keep goes to host memory, but its stash
+        stash = acts * min(OFFLOAD_STASH, layers) // layers if s.checkpointing else min(acts, one)
+        host, acts = acts - stash, stash
+        kept += f"; {gib(host)} of it offloaded to host RAM, {min(OFFLOAD_STASH, layers)} " \
+                "layers' worth in flight" if s.checkpointing else "; offloaded to host RAM but a layer's worth"
     head = loss_head_bytes(static.model, rows, s.length, dtype.itemsize, target.cuda)
+    tiles = f", its MLP in {s.mlp_tile}-token tiles" if s.mlp_tile and rows * s.length > s.mlp_tile else ""
     if s.checkpointing and one > head:
-        backward = Term("backward peak", one, "one layer re-run by checkpointing")
+        backward = Term("backward peak", one, f"one layer re-run by checkpointing{tiles}")
     else:
         backward = Term("backward peak", head, "the loss head's backward: TRL's chunked log-probs, "
                                                "no full logits")
@@ -173,11 +219,12 @@ def estimate(recipe: Recipe, target: Target, longest: int | None = None,
         gradients(static.gradients, acts + backward.bytes,
                   int(recipe.training.get("gradient_accumulation_steps", 1))),
         Term("optimizer states", static.optimizer, static.optimizer_note),
-        Term("activations", acts, f"kept for the backward pass: {rows} x {s.length} tokens, {kept} "
-                                  f"({gib(one)} a layer in full)"),
+        Term("activations", acts, f"kept for the backward pass: {rows} x {s.length} tokens, {kept}"),
         backward,
     ]
     notes = []
+    if recipe.training.get("activation_offloading") and not target.cuda:
+        notes.append("training.activation_offloading: off on a CPU (the activations are in RAM already)")
     if processes > 1 and sharding == "none":  # DDP's buckets: the saving of gradient_as_bucket_view, per its docs
         terms.append(Term("DDP buckets", static.gradients, "a copy of the gradients, for the all-reduce"))
     if sharding != "none":
@@ -192,7 +239,7 @@ def estimate(recipe: Recipe, target: Target, longest: int | None = None,
     if task.uses_reference and not static.peft:  # PEFT's reference is the adapter switched off
         terms.append(Term("reference model", static.weights + static.trainable,
                           f"task {recipe.task}: a frozen copy of the model"))
-    return Estimate(recipe.name, recipe.model, target, s, terms, notes, processes)
+    return Estimate(recipe.name, recipe.model, target, s, terms, notes, processes, host)
 
 
 def gradients(size: int, freed: int, accumulation: int) -> Term:

@@ -108,8 +108,8 @@ def _bool_dropout(on: bool) -> Iterator[None]:
 
 
 def hidden_dtype(model: Any) -> Any:
-    """The dtype of the hidden states between layers: the embeddings' (fp32 on a 4/8-bit model,
-    which PEFT's preparation casts up, whatever the compute dtype)."""
+    """The dtype of the hidden states between layers: the embeddings' (fp32 on a 4/8-bit model
+    whose preparation casts them up, qlora's `upcast_base`, whatever the compute dtype)."""
     return model.get_input_embeddings().weight.dtype
 
 
@@ -134,10 +134,11 @@ class Counter:
 
 
 def layer_bytes(model: Any, layer: Any, batch: int, length: int, input_grad: bool,
-                quantized: set[int], bits: int | None, cuda: bool) -> int:
+                quantized: set[int], bits: int | None, cuda: bool, mlp_only: bool = False) -> int:
     """Bytes one decoder layer saves for backward on a (batch, length) batch; `quantized` holds
     the ids of the weights bitsandbytes stores in 4 or 8 bits. `cuda`: dropout keeps a one-byte
-    mask, as CUDA's fused dropout does (on a CPU, a mask in the input's dtype)."""
+    mask, as CUDA's fused dropout does (on a CPU, a mask in the input's dtype). `mlp_only`: the
+    layer's MLP alone, in one piece (what one tile of a tiled MLP keeps while it is re-run)."""
     import torch
     from transformers import AttentionInterface
 
@@ -160,7 +161,10 @@ def layer_bytes(model: Any, layer: Any, batch: int, length: int, input_grad: boo
                 kwargs["position_embeddings"] = rotary(x, positions)
             with torch.autograd.graph.saved_tensors_hooks(counter.pack, lambda t: t), \
                     _bool_dropout(cuda):
-                layer(x, **kwargs)
+                if mlp_only:
+                    getattr(layer.mlp, "_untiled_forward", layer.mlp)(x)
+                else:
+                    layer(x, **kwargs)
     finally:
         config._attn_implementation = old
         for h in hooks:
@@ -180,10 +184,11 @@ def decoder_layers(model: Any) -> Any:
 
 def activation_bytes(model: Any, batch: int, length: int, checkpointing: bool,
                      quantized: set[int], bits: int | None, peft: bool,
-                     cuda: bool) -> tuple[int, int]:
+                     cuda: bool, mlp_tile: int | None = None) -> tuple[int, int]:
     """(bytes the decoder layers keep for the backward pass, bytes one layer keeps when run in
     full). With checkpointing the first is the layers' inputs; each layer is then re-run, one
-    at a time, during the backward pass."""
+    at a time, during the backward pass. `mlp_tile`: the MLPs run in tiles of that many tokens
+    (tiled_mlp.py: the layer keeps the MLP's input; re-running one tile keeps that tile's share)."""
     layers = decoder_layers(model)
     grad_below = any(p.requires_grad for p in model.get_input_embeddings().parameters())
     # PEFT with checkpointing makes the embeddings' output require grad (TRL does)
@@ -196,9 +201,14 @@ def activation_bytes(model: Any, batch: int, length: int, checkpointing: bool,
             continue  # nothing below or inside needs a gradient: nothing is kept
         key = (tuple(p.requires_grad for p in layer.parameters()), grad_below)
         if key not in cache:
-            cache[key] = layer_bytes(model, layer, batch, length, grad_below, quantized, bits, cuda)
-        one = cache[key]
-        largest = max(largest, one)
+            saved = layer_bytes(model, layer, batch, length, grad_below, quantized, bits, cuda)
+            tile = 0  # while the layer's backward runs, one MLP tile is re-run at a time
+            if mlp_tile is not None and batch * length > mlp_tile:
+                tile = layer_bytes(model, layer, 1, mlp_tile, grad_below, quantized, bits, cuda,
+                                   mlp_only=True)
+            cache[key] = saved, tile
+        one, tile = cache[key]
+        largest = max(largest, one + tile)
         x_bytes = batch * length * model.config.hidden_size * hidden_dtype(model).itemsize
         total += x_bytes if checkpointing else one
         grad_below = True

@@ -3,8 +3,9 @@ model built on PyTorch's `meta` device from its config (shapes, no weights) with
 strategy applied by the strategy's own `prepare` (and PEFT's `get_peft_model`, as TRL does).
 
   base weights   every frozen parameter and buffer; bitsandbytes-quantized layers at their
-                 storage size (below); what `prepare_model_for_kbit_training` casts to fp32
-                 (embeddings, norms, the head of a 4/8-bit model) at 4 bytes
+                 storage size (below); the others in the dtype the strategy's prepare leaves
+                 them (fp32 where qlora's `upcast_base` casts them as PEFT's
+                 `prepare_model_for_kbit_training` does; else the compute dtype)
   trainable      what trains, in the dtype it trains in (PEFT keeps adapters on a bf16 model in
                  fp32; qlora casts its adapter to `adapter_dtype`), plus what gradual
                  unfreezing will thaw
@@ -138,10 +139,8 @@ def static_terms(config: Any, strategy: Any, dtype: Any, adapter_dtype: Any, opt
             sizes[id(p)] = p.numel() * p.element_size()
             trainable_bytes += sizes[id(p)]
             numbers += p.numel()
-        else:
-            # a 4/8-bit model's other weights are cast to fp32 (peft's prepare_model_for_kbit_training)
-            cast = quant is not None and not sharded and p.dtype in (torch.float16, torch.bfloat16)
-            sizes[id(p)] = p.numel() * (4 if cast else p.element_size())
+        else:  # in the dtype prepare() left it: fp32 where qlora's upcast_base cast it
+            sizes[id(p)] = p.numel() * p.element_size()
             weights += sizes[id(p)]
     weights += sum(b.numel() * b.element_size() for b in model.buffers())
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}

@@ -5,6 +5,11 @@ The base weights stay frozen in 4 or 8 bits, which is what lets a 7-8B model fin
 24 GB GPU. On CUDA the adapter trains in bf16 as the paper recommends (TRL casts it); on CPU
 we keep it in fp32, where bf16 brings no speed and only loses precision.
 
+The weights that are not quantized (embeddings, output head, norms) stay in the compute dtype
+rather than PEFT's fp32 cast (`prepare_model_for_kbit_training`): on Llama-3.1-8B that cast
+costs 2 GiB of weights and doubles every hidden state kept between layers, and it bought no
+quality in our side-by-side run (docs/design-notes.md). `upcast_base: true` restores it.
+
 CPU trap (FACTS.md): on CPUs with AVX512-BF16 a 4-bit layer run once without grad (an eval
 pass) repacks its weights for inference and silently loses its backward path. We switch that
 repacking off on every 4-bit layer right after loading.
@@ -28,6 +33,9 @@ class QLoraOptions(LoraOptions):
     double_quant: bool = option(True, "quantize the 4-bit scales too (saves ~0.4 bit/param)")
     adapter_dtype: str = option("auto", "LoRA weight dtype: auto (bf16 on CUDA, fp32 on CPU), "
                                         "bfloat16 or float32")
+    upcast_base: bool = option(False, "cast the weights that are not quantized (embeddings, head, "
+                                      "norms) to fp32, as PEFT's prepare_model_for_kbit_training "
+                                      "does; off keeps them, and the hidden states, in the compute dtype")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -77,14 +85,16 @@ class QLoraStrategy(LoraStrategy):
                 "device_map": {"": local_rank()} if cuda else "cpu"}
 
     def prepare(self, model: Any) -> Prepared:
-        from peft import prepare_model_for_kbit_training
-
         disable_cpu_inference_repack(model)
-        if not stored_as_float(model):
+        if self.opts.upcast_base and not stored_as_float(model):
+            from peft import prepare_model_for_kbit_training
+
             # Gradient checkpointing is the trainer's decision (training.gradient_checkpointing).
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-        # else a sharded run (sharding.py): FSDP splits tensors of one dtype, so the other
-        # weights stay in the dtype the 4-bit ones are stored in, without PEFT's fp32 cast
+        # else the other weights stay in the compute dtype (module doc); a sharded run
+        # (sharding.py) needs that anyway: FSDP splits tensors of one dtype
+        for p in model.parameters():  # what PEFT's preparation did besides the cast
+            p.requires_grad_(False)
         return Prepared(model, self.peft_config(model))
 
     def after_trainer(self, trainer: Any) -> None:

@@ -55,10 +55,12 @@ def test_zero2_keeps_weights_whole_and_offloading_moves_split_state_to_cpu_ram(t
 
 
 def test_sharded_qlora_keeps_its_other_weights_in_the_compute_dtype():
-    """FSDP-QLoRA: no fp32 cast of embeddings, norms and head (one dtype to split)."""
+    """FSDP-QLoRA: no fp32 cast of embeddings, norms and head (one dtype to split), even
+    where strategy.upcast_base asks for it."""
     gpu = named_gpu("24GB")
-    plain = terms(estimate(load_recipe("gpu-24gb/llama-3.1-8b-qlora"), gpu))
-    sharded = estimate(load_recipe("gpu-24gb/llama-3.1-8b-qlora", ["distributed.sharding=fsdp"]),
+    plain = terms(estimate(load_recipe("gpu-24gb/llama-3.1-8b-qlora", ["strategy.upcast_base=true"]), gpu))
+    sharded = estimate(load_recipe("gpu-24gb/llama-3.1-8b-qlora", ["distributed.sharding=fsdp",
+                                                                   "strategy.upcast_base=true"]),
                        gpu, processes=1)
     # Llama-3.1-8B's embeddings and head: 2 x 128256 x 4096 numbers, 4 bytes -> 2
     cast = 2 * 128256 * 4096 * 2

@@ -21,6 +21,9 @@ EXTRA = {  # id -> (strategy, options, overrides)
     "full-8bit-adamw": ("full", {}, ("training.optim=adamw_bnb_8bit",)),
     "lora-dora": ("lora", {"r": 4, "use_dora": True}, ()),
     "freeze-adamw-torch": ("freeze", {"trainable_layers": 1}, ("training.optim=adamw_torch",)),
+    # bf16 compute: the weights that are not quantized stay bf16, or are cast to fp32 (upcast_base)
+    "qlora-bf16": ("qlora", {"r": 4}, ("dtype=bfloat16",)),
+    "qlora-bf16-upcast": ("qlora", {"r": 4, "upcast_base": True}, ("dtype=bfloat16",)),
 }
 ALL = {**{name: (name, opts, ()) for name, (opts, _, _) in CASES.items()}, **EXTRA}
 

@@ -1,0 +1,96 @@
+"""`plan --longest`: the longest `data.max_length` a recipe trains at on a GPU, at its batch size,
+and the single setting that would go furthest beyond it.
+
+The model and its static terms are built once per recipe and target (plan.model_terms); each
+length tried then costs one traced layer. Memory grows with the length, so a binary search finds
+the longest that fits, to the token. The model's own limit (`max_position_embeddings`) is not a
+memory limit: a length past it is reported as such, not cut.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from ..errors import UserError
+
+if TYPE_CHECKING:
+    from ..recipe import Recipe
+    from .target import Target
+
+CEILING = 1 << 22  # 4M tokens: past every card we list
+TILE = 4096        # the tile suggested for training.mlp_tile_tokens
+
+
+@dataclasses.dataclass
+class Longest:
+    tokens: int            # 0: not even one token fits
+    limit: int | None      # the model's max_position_embeddings
+    batch: int
+
+
+def longest(recipe: Recipe, target: Target) -> Longest:
+    from . import estimate, model_terms
+
+    model = model_terms(recipe, target)
+
+    def fits(length: int) -> bool:
+        return estimate(recipe, target, longest=length, model=model).fits
+
+    low, high = 0, 1  # fits(low) (or low is 0), not fits(high)
+    while high < CEILING and fits(high):
+        low, high = high, high * 2
+    if high >= CEILING and fits(CEILING):
+        low = high = CEILING
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if fits(mid) else (low, mid)
+    limit = getattr(model.config, "max_position_embeddings", None)
+    from . import settings
+
+    return Longest(low, limit, settings(recipe, target, longest=1).batch)
+
+
+def changes(recipe: Recipe) -> list[str]:
+    """Single settings that shorten what a token costs, where the recipe has not set them."""
+    training = recipe.training
+    out = []
+    if not training.get("activation_offloading"):
+        out.append("training.activation_offloading=true")
+    if training.get("mlp_tile_tokens") is None:
+        out.append(f"training.mlp_tile_tokens={TILE}")
+    if training.get("gradient_checkpointing") is False:
+        out.append("training.gradient_checkpointing=true")
+    if getattr(recipe.strategy, "dropout", 0):
+        out.append("strategy.dropout=0")
+    if getattr(recipe.strategy, "upcast_base", False):
+        out.append("strategy.upcast_base=false")
+    if str(training.get("optim", "adamw_torch")).startswith("adamw_torch"):
+        out.append("training.optim=adamw_bnb_8bit")
+    return out
+
+
+def furthest(ref: str, overrides: list[str], recipe: Recipe, target: Target,
+             base: Longest) -> tuple[str, Longest] | None:
+    """The single change of `changes` that trains the longest rows, if it beats `base`."""
+    from ..recipe import load_recipe
+
+    best: tuple[str, Longest] | None = None
+    for change in changes(recipe):
+        try:
+            other = longest(load_recipe(ref, [*overrides, change]), target)
+        except UserError:
+            continue
+        if other.tokens > (best[1].tokens if best else base.tokens):
+            best = change, other
+    return best
+
+
+def line(result: Longest, target: Target, recipe: Recipe) -> str:
+    s = recipe.strategy
+    what = f"batch {result.batch}, {s.name}" + (f" r={s.r}" if hasattr(s, "r") else "")
+    past = ""
+    if result.limit and result.tokens > result.limit:
+        past = f"; past the model's max_position_embeddings ({result.limit:,})"
+    if result.tokens >= CEILING:
+        return f"longest max_length on {target.name}: at least {CEILING:,} tokens ({what}{past})"
+    return f"longest max_length on {target.name}: {result.tokens:,} tokens ({what}{past})"
