@@ -19,7 +19,7 @@ and model FLOPs utilisation: 6 x parameters x tokens/s over the GPU's dense bf16
 convention; frozen weights skip a third of that work, so LoRA's real utilisation is lower).
 A side the plan says cannot fit the GPU is skipped, and says so. Writes gpu.json to --out.
 
-On a lent GPU:  bash benchmarks/gpu.sh            (writes under $OUT)
+On a lent GPU:  bash benchmarks/gpu.sh [--quick]   (writes under $OUT; the 8B QLoRA pair first)
 On a CPU (CI):  python benchmarks/gpu.py --config tiny --steps 2 --out DIR
 """
 from __future__ import annotations
@@ -77,6 +77,7 @@ def build_model(name: str, folder: Path) -> Path:
 
 
 def ours(model: Path, strategy: str, train: Path, a: argparse.Namespace, work: Path) -> tuple[Any, Any]:
+    """The shipped recipe's settings (dropout 0, activation offloading, no fp32 cast)."""
     from adapters_sft.recipe import load_recipe
     from adapters_sft.trainer import build_trainer
 
@@ -162,6 +163,7 @@ class Timer:
 
 
 def run_side(side: str, model: Path, strategy: str, train: Path, a: argparse.Namespace) -> dict[str, Any]:
+    """One side at `a.length`; the model folder is the one built once for every side."""
     import torch
 
     from adapters_sft.measure import peak_memory_gb
@@ -196,43 +198,53 @@ def run_side(side: str, model: Path, strategy: str, train: Path, a: argparse.Nam
     return row
 
 
+def run_length(name: str, model: Path, strategy: str, train: Path, a: argparse.Namespace,
+               length: int) -> list[dict[str, Any]]:
+    """Both sides at one length (or why not); each row is written as soon as it is measured."""
+    from adapters_sft.plan import estimate
+    from adapters_sft.plan.target import this_machine
+    from adapters_sft.recipe import load_recipe
+
+    check = load_recipe("gpu-24gb/llama-3.1-8b-qlora", [
+        f"model={model}", f"strategy={strategy}", f"data.max_length={length}",
+        f"training.per_device_train_batch_size={a.batch}", "training.gradient_accumulation_steps=1"])
+    if not estimate(check, this_machine()).fits:
+        print(f"{name} {strategy} {length}: skipped, the plan says it does not fit", flush=True)
+        return [{"model": name, "strategy": strategy, "length": length,
+                 "skipped": "the plan says it does not fit"}]
+    rows = []
+    side_args = argparse.Namespace(**{**vars(a), "length": length})
+    for side in ("adapters-sft", "plain"):
+        try:
+            row = {"model": name, "length": length, **run_side(side, model, strategy, train, side_args)}
+        except Exception as exc:  # an OOM in one side must not lose the others
+            row = {"model": name, "strategy": strategy, "length": length, "side": side,
+                   "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+        rows.append(row)
+        print(json.dumps(row), flush=True)  # gpu.sh keeps the log: a run cut short keeps this row
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", action="append", choices=[*CONFIGS, "tiny"])
     parser.add_argument("--strategy", action="append", choices=["qlora", "lora", "full"])
-    parser.add_argument("--length", type=int, default=2048)
+    parser.add_argument("--length", type=int, action="append",
+                        help="rows of this many tokens; repeat for several (default 2048)")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=6, help="training steps; the first is warm-up")
     parser.add_argument("--rows", type=int, default=400)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     a = parser.parse_args()
-    from adapters_sft.plan import estimate
-    from adapters_sft.plan.target import this_machine
-    from adapters_sft.recipe import load_recipe
-
     results: list[dict[str, Any]] = []
     a.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gpu-bench-") as tmp:
         train, _ = write_data(Path(tmp), a.rows, 1)
         for name in a.config or ["llama-3.1-8b"]:
-            model = build_model(name, Path(tmp) / name)
+            model = build_model(name, Path(tmp) / name)  # once: every side and length reuses it
             for strategy in a.strategy or ["qlora", "lora", "full"]:
-                check = load_recipe("gpu-24gb/llama-3.1-8b-qlora", [
-                    f"model={model}", f"strategy={strategy}", f"data.max_length={a.length}",
-                    f"training.per_device_train_batch_size={a.batch}",
-                    "training.gradient_accumulation_steps=1"])
-                if not estimate(check, this_machine()).fits:
-                    results.append({"model": name, "strategy": strategy, "skipped": "the plan says it does not fit"})
-                    print(f"{name} {strategy}: skipped, the plan says it does not fit", flush=True)
-                    continue
-                for side in ("adapters-sft", "plain"):
-                    try:
-                        row = {"model": name, **run_side(side, model, strategy, train, a)}
-                    except Exception as exc:  # an OOM in one side must not lose the others
-                        row = {"model": name, "strategy": strategy, "side": side,
-                               "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
-                    results.append(row)
-                    print(json.dumps(row), flush=True)
+                for length in a.length or [2048]:
+                    results += run_length(name, model, strategy, train, a, length)
                     (a.out / "gpu.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {a.out / 'gpu.json'}")
 

@@ -13,7 +13,7 @@ and prints it beside `adapters-sft plan`'s "tensors at peak" for the same recipe
 device, with the ratio. Writes JSON to --out.
 
 Run from the repository root:
-  python benchmarks/plan_check.py                      # SmolLM2-135M cases, about 5 minutes on 2 cores
+  python benchmarks/plan_check.py                      # SmolLM2-135M cases, about 8 minutes on 2 cores
   python benchmarks/plan_check.py --model PATH --case lora:4:256 ...
 """
 from __future__ import annotations
@@ -24,8 +24,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-# strategy:batch:length[:gc]  (gc = gradient checkpointing on)
-CASES = ["lora:4:256", "lora:4:512", "lora:4:512:gc", "qlora:4:512", "full:2:256", "full:2:512:gc"]
+# strategy:batch:length[:flag...]  flags: gc (gradient checkpointing on), bf16 (dtype=bfloat16:
+# qlora's unquantized weights and hidden states then stay bf16), tileN (training.mlp_tile_tokens=N)
+CASES = ["lora:4:256", "lora:4:512", "lora:4:512:gc", "qlora:4:512", "full:2:256", "full:2:512:gc",
+         "lora:4:512:gc:tile256", "qlora:4:512:bf16", "qlora:4:512:gc:bf16:tile512"]
 
 
 def tensor_peak() -> Any:
@@ -132,12 +134,15 @@ def measure_step(recipe: Any, work: Path) -> int:
 def recipe_for(case: str, model: str | None, train: Path) -> tuple[Any, str]:
     from adapters_sft.recipe import load_recipe
 
-    strategy, batch, length, *rest = case.split(":")
+    strategy, batch, length, *flags = case.split(":")
     overrides = [f"strategy={strategy}", f"training.per_device_train_batch_size={batch}",
                  f"data.max_length={length}", f"data.train={train}", "data.eval=null",
                  "data.val_size=null", "eval.metric=none", "training.max_steps=3",
                  "training.logging_steps=1", "data.packing=false",
-                 f"training.gradient_checkpointing={'true' if rest == ['gc'] else 'false'}"]
+                 f"training.gradient_checkpointing={'true' if 'gc' in flags else 'false'}"]
+    if "bf16" in flags:
+        overrides.append("dtype=bfloat16")
+    overrides += [f"training.mlp_tile_tokens={f[4:]}" for f in flags if f.startswith("tile")]
     if model:
         overrides.append(f"model={model}")
     return load_recipe("smollm2-135m/lora", overrides), case

@@ -54,14 +54,16 @@ def run(args: argparse.Namespace) -> int:
 
 def run_longest(args: argparse.Namespace, recipe: Any, targets: list[Any]) -> int:
     """One line per GPU; exit status 1 when a GPU cannot train even one token."""
-    from ..plan.longest import furthest, line, longest
+    from ..plan.longest import Models, changed, furthest, line, longest
 
     status = 0
+    models = Models()
+    variants = changed(args.recipe, args.overrides, recipe)
     for target in targets:
-        result = longest(recipe, target)
+        result = longest(recipe, target, models)
         print(f"adapters-sft: {line(result, target, recipe)}", flush=True)
         status = status or int(result.tokens == 0)
-        best = furthest(args.recipe, args.overrides, recipe, target, result)
+        best = furthest(variants, target, result, models)
         if best:
             print(f"  furthest with one change: {best[0]}: {best[1].tokens:,} tokens")
     return status

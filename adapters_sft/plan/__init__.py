@@ -185,7 +185,7 @@ def estimate(recipe: Recipe, target: Target, longest: int | None = None,
     data-parallel processes (DDP adds a bucket copy of the gradients to each); `model`: what
     model_terms returned for this recipe and target, to plan several lengths at little cost."""
     from ..registry import get_task
-    from .activations import activation_bytes, loss_head_bytes
+    from .activations import activation_bytes, hidden_dtype, loss_head_bytes
 
     task = get_task(recipe.task)
     m = model or model_terms(recipe, target)
@@ -193,7 +193,9 @@ def estimate(recipe: Recipe, target: Target, longest: int | None = None,
     s = settings(recipe, target, longest)
     from .. import tiled_mlp
 
-    tiled_mlp.apply(static.model, s.mlp_tile)
+    if getattr(static.model, "_plan_tile", None) != s.mlp_tile:  # walking the model costs
+        tiled_mlp.apply(static.model, s.mlp_tile)
+        static.model._plan_tile = s.mlp_tile
     sharding = recipe.distributed.sharding
     rows = task.sequences_per_row * s.batch
     acts, one = activation_bytes(static.model, rows, s.length, s.checkpointing, static.quantized,
@@ -206,7 +208,9 @@ def estimate(recipe: Recipe, target: Target, longest: int | None = None,
         host, acts = acts - stash, stash
         kept += f"; {gib(host)} of it offloaded to host RAM, {min(OFFLOAD_STASH, layers)} " \
                 "layers' worth in flight" if s.checkpointing else "; offloaded to host RAM but a layer's worth"
-    head = loss_head_bytes(static.model, rows, s.length, dtype.itemsize, target.cuda)
+    # TRL's head computes in autocast's dtype on a GPU, in the hidden states' own on a CPU
+    computes = dtype.itemsize if target.cuda else hidden_dtype(static.model).itemsize
+    head = loss_head_bytes(static.model, rows, s.length, computes, target.cuda)
     tiles = f", its MLP in {s.mlp_tile}-token tiles" if s.mlp_tile and rows * s.length > s.mlp_tile else ""
     if s.checkpointing and one > head:
         backward = Term("backward peak", one, f"one layer re-run by checkpointing{tiles}")

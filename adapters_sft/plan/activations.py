@@ -133,6 +133,13 @@ class Counter:
         return sum(self.seen.values())
 
 
+def _rotary(model: Any) -> Any:
+    """The model's rotary embedding module (or None), looked up once per model."""
+    if not hasattr(model, "_plan_rotary"):
+        model._plan_rotary = next((m for n, m in model.named_modules() if n.endswith("rotary_emb")), None)
+    return model._plan_rotary
+
+
 def layer_bytes(model: Any, layer: Any, batch: int, length: int, input_grad: bool,
                 quantized: set[int], bits: int | None, cuda: bool, mlp_only: bool = False) -> int:
     """Bytes one decoder layer saves for backward on a (batch, length) batch; `quantized` holds
@@ -146,7 +153,7 @@ def layer_bytes(model: Any, layer: Any, batch: int, length: int, input_grad: boo
     config = model.config
     hidden = config.hidden_size
     dtype = hidden_dtype(model)
-    rotary = next((m for n, m in model.named_modules() if n.endswith("rotary_emb")), None)
+    rotary = _rotary(model)
     hooks = [h for m in layer.modules() if id(m._parameters.get("weight")) in quantized
              for h in _as_bitsandbytes(m, bits)]
     old = config._attn_implementation
@@ -194,7 +201,7 @@ def activation_bytes(model: Any, batch: int, length: int, checkpointing: bool,
     # PEFT with checkpointing makes the embeddings' output require grad (TRL does)
     grad_below = grad_below or (peft and checkpointing)
     total = largest = 0
-    cache: dict[tuple[Any, ...], int] = {}
+    cache: dict[tuple[Any, ...], tuple[int, int]] = {}
     for layer in layers:
         trains = any(p.requires_grad for p in layer.parameters())
         if not (trains or grad_below):
@@ -221,7 +228,8 @@ def loss_head_bytes(model: Any, batch: int, length: int, dtype_size: int, cuda: 
     per-token statistics, the fp32 gradient of the hidden states, and an fp32 gradient of the
     head's weight when the head trains.
 
-    The buffer is (up to 4096 tokens) x 32768 in the compute dtype whatever the vocabulary.
+    The buffer is (up to 4096 tokens) x 32768 in the compute dtype whatever the vocabulary:
+    autocast's on a GPU, the hidden states' own on a CPU (`dtype_size` is the one that applies).
     TRL's Triton kernels (CUDA) work inside it (read from its code, not measured here); its
     torch fallback (CPU) also holds about 7.25 fp32 temporaries of a tile's used part (tokens x
     up to 32768 vocabulary entries; measured with benchmarks/plan_check.py's tracker)."""
@@ -229,7 +237,7 @@ def loss_head_bytes(model: Any, batch: int, length: int, dtype_size: int, cuda: 
     vocab, hidden = head.weight.shape
     tokens = batch * length
     rows = min(tokens, _TRL_TOKEN_TILE)
-    buffer = rows * _TRL_VOCAB_TILE * (dtype_size if cuda else 4)
+    buffer = rows * _TRL_VOCAB_TILE * dtype_size
     temporaries = 0 if cuda else int(7.25 * rows * min(vocab, _TRL_VOCAB_TILE) * 4)
     kept = tokens * hidden * dtype_size + tokens * 4 * 6  # hidden states, per-token fp32 statistics
     grad_hidden = tokens * hidden * 4

@@ -9,7 +9,7 @@ memory limit: a length past it is reported as such, not cut.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 CEILING = 1 << 22  # 4M tokens: past every card we list
 TILE = 4096        # the tile suggested for training.mlp_tile_tokens
+START = 1024       # where the doubling starts
 
 
 @dataclasses.dataclass
@@ -26,17 +27,36 @@ class Longest:
     tokens: int            # 0: not even one token fits
     limit: int | None      # the model's max_position_embeddings
     batch: int
+    host: int = 0          # bytes of activations offloaded to host RAM at that length
 
 
-def longest(recipe: Recipe, target: Target) -> Longest:
-    from . import estimate, model_terms
+class Models:
+    """plan.model_terms for each recipe and kind of target, built once: the GPUs of one dtype
+    share a model, and every change tried reuses its own."""
 
-    model = model_terms(recipe, target)
+    def __init__(self) -> None:
+        self.built: dict[tuple[int, bool, bool], Any] = {}
+
+    def get(self, recipe: Recipe, target: Target) -> Any:
+        from . import model_terms
+
+        key = (id(recipe), target.cuda, target.bf16)
+        if key not in self.built:
+            self.built[key] = recipe, model_terms(recipe, target)  # the recipe kept: ids stay unique
+        return self.built[key][1]
+
+
+def longest(recipe: Recipe, target: Target, models: Models | None = None) -> Longest:
+    from . import estimate, settings
+
+    model = (models or Models()).get(recipe, target)
 
     def fits(length: int) -> bool:
         return estimate(recipe, target, longest=length, model=model).fits
 
-    low, high = 0, 1  # fits(low) (or low is 0), not fits(high)
+    low, high = 0, START  # fits(low) (or low is 0), not fits(high)
+    if not fits(1):
+        high = 1
     while high < CEILING and fits(high):
         low, high = high, high * 2
     if high >= CEILING and fits(CEILING):
@@ -45,9 +65,8 @@ def longest(recipe: Recipe, target: Target) -> Longest:
         mid = (low + high) // 2
         low, high = (mid, high) if fits(mid) else (low, mid)
     limit = getattr(model.config, "max_position_embeddings", None)
-    from . import settings
-
-    return Longest(low, limit, settings(recipe, target, longest=1).batch)
+    host = estimate(recipe, target, longest=low, model=model).host if low else 0
+    return Longest(low, limit, settings(recipe, target, longest=1).batch, host)
 
 
 def changes(recipe: Recipe) -> list[str]:
@@ -69,15 +88,26 @@ def changes(recipe: Recipe) -> list[str]:
     return out
 
 
-def furthest(ref: str, overrides: list[str], recipe: Recipe, target: Target,
-             base: Longest) -> tuple[str, Longest] | None:
-    """The single change of `changes` that trains the longest rows, if it beats `base`."""
+def changed(ref: str, overrides: list[str], recipe: Recipe) -> dict[str, Recipe]:
+    """The recipe under each of `changes`, loaded once; a change the recipe refuses is left out."""
     from ..recipe import load_recipe
 
-    best: tuple[str, Longest] | None = None
+    out = {}
     for change in changes(recipe):
         try:
-            other = longest(load_recipe(ref, [*overrides, change]), target)
+            out[change] = load_recipe(ref, [*overrides, change])
+        except UserError:
+            continue
+    return out
+
+
+def furthest(variants: dict[str, Recipe], target: Target, base: Longest,
+             models: Models) -> tuple[str, Longest] | None:
+    """The single change (of `changed`) that trains the longest rows, if it beats `base`."""
+    best: tuple[str, Longest] | None = None
+    for change, other_recipe in variants.items():
+        try:
+            other = longest(other_recipe, target, models)
         except UserError:
             continue
         if other.tokens > (best[1].tokens if best else base.tokens):
@@ -88,6 +118,8 @@ def furthest(ref: str, overrides: list[str], recipe: Recipe, target: Target,
 def line(result: Longest, target: Target, recipe: Recipe) -> str:
     s = recipe.strategy
     what = f"batch {result.batch}, {s.name}" + (f" r={s.r}" if hasattr(s, "r") else "")
+    if result.host:
+        what += f"; {result.host / 2**30:.1f} GiB of activations in host RAM"
     past = ""
     if result.limit and result.tokens > result.limit:
         past = f"; past the model's max_position_embeddings ({result.limit:,})"

@@ -39,14 +39,19 @@ class LayerSaves:
         self.per_layer.append(sum(self.seen.values()))
 
 
-@pytest.mark.parametrize("strategy,opts", [
-    ("full", {}), ("lora", {"r": 4}), ("lora", {"r": 4, "dropout": 0.0}), ("qlora", {"r": 4}),
-    ("freeze", {"trainable_layers": 1}), ("ia3", {}), ("adapter", {"reduction_factor": 4}),
+@pytest.mark.parametrize("strategy,opts,extra", [
+    ("full", {}, ()), ("lora", {"r": 4}, ()), ("lora", {"r": 4, "dropout": 0.0}, ()),
+    ("qlora", {"r": 4}, ()), ("freeze", {"trainable_layers": 1}, ()), ("ia3", {}, ()),
+    ("adapter", {"reduction_factor": 4}, ()),
+    # a tiled MLP keeps only its input; qlora with bf16 compute keeps bf16 hidden states
+    ("lora", {"r": 4}, ("training.mlp_tile_tokens=16",)), ("full", {}, ("training.mlp_tile_tokens=16",)),
+    ("qlora", {"r": 4}, ("dtype=bfloat16",)),
 ])
-def test_each_layer_keeps_what_the_plan_traced(strategy, opts, tiny_recipe, tmp_path):
+def test_each_layer_keeps_what_the_plan_traced(strategy, opts, extra, tiny_recipe, tmp_path):
     batch, length = 2, 64
     recipe = tiny_recipe(strategy, f"training.per_device_train_batch_size={batch}",
-                         f"data.max_length={length}", "training.gradient_checkpointing=false", **opts)
+                         f"data.max_length={length}", "training.gradient_checkpointing=false",
+                         *extra, **opts)
     planned = next(t for t in estimate(recipe, CPU).terms if t.name == "activations").bytes
     trainer, _, _ = build_trainer(recipe, tmp_path / "work")
     model = trainer.model
