@@ -122,6 +122,10 @@ def check_recipe(recipe: Any, processes: int, launching: bool = False) -> None:
                         f"{recipe.distributed.sharding} runs in processes started by a launcher; "
                         "use 'adapters-sft train RECIPE --nproc N' (or torchrun)")
 
+    if sharding.sharded(recipe) and recipe.training.get("mlp_tile_tokens") is not None:
+        raise UserError(f"{recipe.where('training.mlp_tile_tokens')}training.mlp_tile_tokens: the "
+                        "tiled MLP is proven in one process and under data-parallel --nproc, not "
+                        f"with distributed.sharding={recipe.distributed.sharding}; unset one of them")
     if processes > 1 and getattr(recipe.strategy, "unfreeze_every", None) is not None:
         raise UserError(f"{recipe.where('strategy.unfreeze_every')}strategy.unfreeze_every: gradual "
                         "unfreezing thaws parameters that data-parallel training did not register, "

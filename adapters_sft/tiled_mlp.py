@@ -10,7 +10,8 @@ MLP's input, and the backward pass recomputes one tile at a time, sending its gr
 tiled MLPs; none of our dependencies ships one).
 
 What trains inside the MLP (LoRA, or the MLP itself) gets its gradients from the per-tile
-backward, accumulated into `.grad` as autograd would. Random draws (LoRA dropout) are replayed:
+backward, summed over the tiles and handed back to autograd as this function's own results, so
+they reach `.grad` once a step, through the same hooks as any other gradient (DDP's all-reduce). Random draws (LoRA dropout) are replayed:
 each tile's RNG state is kept in the forward pass and restored for its recomputation, so the
 recomputed tile is the one the forward pass computed. Rows no longer than a tile, and passes
 without grad (evaluation, generation), run the MLP as it is.
@@ -43,9 +44,9 @@ def _function() -> type:
     class TiledMLP(torch.autograd.Function):
         @staticmethod
         def forward(ctx: Any, mlp: Any, tile: int, x: Any, *trainable: Any) -> Any:
-            # mlp: the MLP's own forward; trainable: its parameters that train, passed so the
-            # output requires grad (their gradients come from the per-tile backward)
-            ctx.mlp, ctx.tile, ctx.rng = mlp, tile, []
+            # mlp: the MLP's own forward; trainable: its parameters that train, inputs of this
+            # function so that their gradients leave it as the backward pass's results
+            ctx.mlp, ctx.tile, ctx.rng, ctx.trainable = mlp, tile, [], trainable
             ctx.save_for_backward(x)
             flat = x.reshape(-1, x.shape[-1])
             outs = []
@@ -60,21 +61,29 @@ def _function() -> type:
             (x,) = ctx.saved_tensors
             flat = x.reshape(-1, x.shape[-1])
             grads = grad.reshape(-1, grad.shape[-1])
-            x_grad = torch.empty_like(flat) if ctx.needs_input_grad[2] else None
+            wants_x = ctx.needs_input_grad[2]
+            x_grad = torch.empty_like(flat) if wants_x else None
+            # summed over the tiles and returned once, as any autograd function's are: DDP's
+            # and FSDP's gradient hooks see each parameter's gradient arrive once a step
+            param_grads: list[Any] = [None] * len(ctx.trainable)
             devices = [x.device.index or 0] if x.device.type == "cuda" else []
             start = 0
             with torch.random.fork_rng(devices=devices, enabled=True):
                 for part, g, states in zip(flat.split(ctx.tile), grads.split(ctx.tile), ctx.rng):
                     _set_rng_states(states, x.device)
-                    part = part.detach().requires_grad_(x_grad is not None)
+                    part = part.detach().requires_grad_(wants_x)
                     with torch.enable_grad():
                         out = ctx.mlp(part)
-                    torch.autograd.backward(out, g)
-                    if x_grad is not None:
-                        x_grad[start:start + len(part)] = part.grad
+                    inputs = [part] if wants_x else []
+                    found = torch.autograd.grad(out, [*inputs, *ctx.trainable], g, allow_unused=True)
+                    if wants_x:
+                        x_grad[start:start + len(part)] = found[0]
+                    for i, pg in enumerate(found[len(inputs):]):
+                        if pg is not None:
+                            param_grads[i] = pg if param_grads[i] is None else param_grads[i] + pg
                     start += len(part)
             x_grad = None if x_grad is None else x_grad.reshape(x.shape)
-            return (None, None, x_grad, *(None for _ in ctx.needs_input_grad[3:]))
+            return (None, None, x_grad, *param_grads)
 
     return TiledMLP
 

@@ -20,10 +20,14 @@ def trained(run: Path) -> dict[str, torch.Tensor]:
     return {f"{f.name}:{k}": v for f in files for k, v in load_file(str(f)).items()}
 
 
-@pytest.mark.parametrize("strategy,opts", [("lora", {"r": 4, "dropout": 0.0}), ("full", {})])
-def test_two_processes_train_what_one_does_with_accumulation_two(strategy, opts, tiny_recipe, tmp_path):
+@pytest.mark.parametrize("strategy,opts,extra", [
+    ("lora", {"r": 4, "dropout": 0.0}, []), ("full", {}, []),
+    # the tiled MLP's gradients reach DDP's all-reduce once a step, like any other
+    ("lora", {"r": 4, "dropout": 0.0}, ["training.mlp_tile_tokens=8"]),
+])
+def test_two_processes_train_what_one_does_with_accumulation_two(strategy, opts, extra, tiny_recipe, tmp_path):
     recipe = tiny_recipe(strategy, **opts)
-    common = [recipe.source, "training.max_steps=3", "eval.metric=none", "data.packing=false"]
+    common = [recipe.source, "training.max_steps=3", "eval.metric=none", "data.packing=false", *extra]
     assert main(["train", *common, f"output_dir={tmp_path / 'two'}", "--nproc", "2"]) == 0
     assert main(["train", *common, f"output_dir={tmp_path / 'one'}",
                  "training.gradient_accumulation_steps=2"]) == 0

@@ -81,6 +81,11 @@ def test_what_cannot_work_is_refused_in_one_line(tiny_recipe, monkeypatch, capsy
     with pytest.raises(UserError, match="8-bit weights cannot be split"):
         sharding.check(tiny_recipe("qlora", "distributed.sharding=fsdp", bits=8))
     sharding.check(tiny_recipe("qlora", "distributed.sharding=fsdp"))  # 4-bit: FSDP-QLoRA
+    from adapters_sft.distributed import check_recipe
+
+    with pytest.raises(UserError, match="training.mlp_tile_tokens: the tiled MLP is proven"):
+        check_recipe(tiny_recipe("lora", "distributed.sharding=fsdp", "training.mlp_tile_tokens=64"), 2,
+                     launching=True)
     if sharding.importlib.util.find_spec("deepspeed") is None:
         with pytest.raises(UserError, match="needs DeepSpeed: run 'pip install deepspeed'"):
             sharding.check(tiny_recipe("lora", "distributed.sharding=zero3"))
