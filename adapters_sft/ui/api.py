@@ -28,6 +28,24 @@ def inside(root: Path, relative: str) -> Path:
     return path
 
 
+# Keys whose value names a file or folder: a request may only name ones inside the served folder.
+PATH_KEYS = ("output_dir", "data.train", "data.eval", "init_from", "model")
+NOT_A_PATH = re.compile(r"^(builtin|hub):")  # bundled data, a hub data set
+
+
+def confined(root: Path, overrides: list[str]) -> None:
+    """Refuse an override that names a path outside `root` (`output_dir=../elsewhere`, an
+    absolute path); a hub id or alias resolves inside it, so it passes."""
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        key, value = key.strip(), value.strip()
+        if sep and key in PATH_KEYS and value and not NOT_A_PATH.match(value):
+            path = (root / value).resolve()
+            if not path.is_relative_to(root.resolve()):
+                raise UserError(f"{key}: '{value}' is outside the folder the UI serves ({root}); "
+                                "name a path inside it")
+
+
 def recipes(root: Path) -> list[dict[str, Any]]:
     """Shipped recipes by name, then the YAML recipes in the served folder by path."""
     from ..recipe import recipe_names
@@ -75,6 +93,7 @@ def validate(root: Path, name: str, overrides: list[str]) -> dict[str, Any]:
 
     ref = recipe_ref(root, name)
     try:
+        confined(root, overrides)
         loaded = load_recipe(ref, overrides)
         training_args(loaded, has_eval=bool(loaded.data.eval or loaded.data.val_size))
     except UserError as exc:
@@ -173,11 +192,14 @@ def run_file(root: Path, relative: str, name: str) -> Path:
 
 def command(root: Path, verb: str, body: dict[str, Any]) -> list[str]:
     """The CLI arguments of an operation the page asks for; outputs go below the served folder."""
+    from .request import text, texts
+
     if verb in ("train", "plan", "check"):
-        name = str(body["recipe"])
+        name, overrides = text(body, "recipe"), texts(body, "overrides")
         recipe_ref(root, name)  # refuses a path outside the served folder
-        return [verb, name, *[str(o) for o in body.get("overrides", [])]]
-    target = str(body["run"])
+        confined(root, overrides)
+        return [verb, name, *overrides]
+    target = text(body, "run")
     inside(root, target)
     if verb in ("resume", "eval"):
         return [verb, target]
@@ -185,7 +207,7 @@ def command(root: Path, verb: str, body: dict[str, Any]) -> list[str]:
     if verb == "merge":
         return ["merge", target, "--out", f"exports/{stem}-merged"]
     if verb == "export":
-        fmt = str(body.get("format", "gguf"))
+        fmt = text(body, "format", "gguf")
         if fmt not in ("peft", "safetensors", "gguf"):
             raise UserError(f"--format: must be peft, safetensors or gguf, got '{fmt}'")
         return ["export", target, "--format", fmt, "--out", f"exports/{stem}-{fmt}"]

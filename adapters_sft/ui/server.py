@@ -2,26 +2,31 @@
 page (static/). Each request runs in its own thread, so a chat answer or a slow listing never
 blocks the page; long operations are CLI subprocesses (jobs.py).
 
-Safe by default: it binds to 127.0.0.1; another address needs an access token, which every
-API request must carry (header X-Token; the page takes it from its URL, ?token=...). Requests
-whose Host is not the address served are refused (a web page elsewhere cannot reach the API
-through DNS rebinding), and every POST must be JSON (a cross-site form cannot send one).
+Safe by default, as Jupyter is: it binds to 127.0.0.1 and makes an access token at start,
+printed in the URL it shows (`--no-token` opts out on loopback, with a warning; any other
+address needs one). Every request but the page's own files must carry it (header X-Token; the
+page takes it from its URL, ?token=...; pictures carry it in their query): without it another
+local user or process could start training or read every run. The check reads the path the
+router reads (request.py: every target form, percent-encoded or not), so it cannot be stepped
+around. Requests naming a host other than the address served are refused (a web page elsewhere
+cannot reach the API through DNS rebinding); every POST must be JSON (a cross-site form cannot
+send one), at most 1 MiB, read with a deadline; every failure gets a one-line JSON answer.
 """
 from __future__ import annotations
 
-import hmac
 import json
 import mimetypes
+import secrets
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 from ..errors import UserError
-from . import api
+from . import api, request
 from .chat import Chats
 from .jobs import Jobs
+from .request import Refused
 
 STATIC = Path(__file__).parent / "static"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -40,6 +45,8 @@ def make_handler(app: App) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "adapters-sft-ui"
+        timeout = 60  # seconds a connection may stall (a body that never comes) before it is dropped
+        target: request.Target
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet: the terminal is the user's
             pass
@@ -56,37 +63,38 @@ def make_handler(app: App) -> type[BaseHTTPRequestHandler]:
         def _json(self, data: Any, status: int = 200) -> None:
             self._send(status, json.dumps(data).encode(), "application/json")
 
-        def _allowed(self) -> bool:
-            host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
-            if app.hosts is not None and host not in app.hosts:
-                self._json({"error": f"host '{host}' is not served here"}, HTTPStatus.FORBIDDEN)
-                return False
-            # the header from the page's requests; the query for pictures the browser fetches itself
-            given = self.headers.get("X-Token") or parse_qs(urlparse(self.path).query).get("token", [""])[0]
-            if app.token and self.path.startswith("/api/") and not hmac.compare_digest(given, app.token):
-                self._json({"error": "access token missing or wrong: open the URL the server "
-                                     "printed (it ends in ?token=...)"}, HTTPStatus.UNAUTHORIZED)
-                return False
-            return True
-
-        def _body(self) -> dict[str, Any]:
-            if not (self.headers.get("Content-Type") or "").startswith("application/json"):
-                raise UserError("requests must be JSON (Content-Type: application/json)")
-            size = int(self.headers.get("Content-Length") or 0)
-            data = json.loads(self.rfile.read(size) or b"{}")
-            if not isinstance(data, dict):
-                raise UserError("the request body must be a JSON object")
-            return data
+        def _check(self) -> request.Target:
+            """The request's target, once it is known to be allowed; else Refused."""
+            found = request.target(self.path)
+            if app.hosts is not None:
+                for named in (request.host_of(self.headers.get("Host") or ""), found.host):
+                    if named is not None and named not in app.hosts:
+                        raise Refused(HTTPStatus.FORBIDDEN, f"host '{named[:80]}' is not served here")
+            public = found.path in ("/", "/index.html") or found.path.startswith("/static/")
+            if app.token and not public:
+                # the header from the page's requests; the query for pictures the browser fetches itself
+                given = self.headers.get("X-Token") or found.query.get("token", "")
+                if not request.token_matches(given, app.token):
+                    raise Refused(HTTPStatus.UNAUTHORIZED, "access token missing or wrong: open the "
+                                  "URL the server printed (it ends in ?token=...)")
+            return found
 
         def _guard(self, work: Any) -> None:
-            if not self._allowed():
-                return
+            """Run a route; whatever goes wrong is answered in one JSON line, never silence."""
             try:
+                self.target = self._check()
                 work()
+            except Refused as exc:
+                self._json({"error": str(exc)}, exc.status)
             except UserError as exc:  # the CLI's own one-line message
                 self._json({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
-            except (KeyError, ValueError) as exc:
+            except (KeyError, ValueError, TypeError) as exc:
                 self._json({"error": f"bad request: {exc}"}, HTTPStatus.BAD_REQUEST)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client went away
+            except Exception as exc:  # a bug of ours: still one answer, and the server goes on
+                self._json({"error": f"internal error: {type(exc).__name__}: {exc}"},
+                           HTTPStatus.INTERNAL_SERVER_ERROR)
 
         # --- routes ---------------------------------------------------------------------------
         def do_GET(self) -> None:
@@ -96,9 +104,7 @@ def make_handler(app: App) -> type[BaseHTTPRequestHandler]:
             self._guard(self._post)
 
         def _get(self) -> None:
-            url = urlparse(self.path)
-            query = {k: v[0] for k, v in parse_qs(url.query).items()}
-            path = url.path
+            path, query = self.target.path, self.target.query
             if path in ("/", "/index.html"):
                 return self._static("index.html")
             if path.startswith("/static/"):
@@ -106,13 +112,13 @@ def make_handler(app: App) -> type[BaseHTTPRequestHandler]:
             if path == "/api/recipes":
                 return self._json(api.recipes(app.root))
             if path == "/api/recipe":
-                return self._json(api.recipe(app.root, query["name"]))
+                return self._json(api.recipe(app.root, request.text(query, "name")))
             if path == "/api/runs":
                 return self._json(api.runs(app.root))
             if path == "/api/run":
-                return self._json(api.run(app.root, query["path"]))
+                return self._json(api.run(app.root, request.text(query, "path")))
             if path == "/api/run-file":
-                file = api.run_file(app.root, query["path"], query["name"])
+                file = api.run_file(app.root, request.text(query, "path"), request.text(query, "name"))
                 return self._send(200, file.read_bytes(), "image/png")
             if path == "/api/jobs":
                 return self._json([job.describe() for job in app.jobs.all()])
@@ -126,22 +132,23 @@ def make_handler(app: App) -> type[BaseHTTPRequestHandler]:
             self._send(200, file.read_bytes(), kind + ("; charset=utf-8" if kind.startswith("text/") else ""))
 
         def _post(self) -> None:
-            path, body = urlparse(self.path).path, self._body()
+            path, body = self.target.path, request.body(self.headers, self.rfile)
             if path == "/api/validate":
-                return self._json(api.validate(app.root, str(body["recipe"]),
-                                               [str(o) for o in body.get("overrides", [])]))
+                return self._json(api.validate(app.root, request.text(body, "recipe"),
+                                               request.texts(body, "overrides")))
             if path.startswith("/api/do/"):
                 verb = path[len("/api/do/"):]
                 if verb == "train":
-                    checked = api.validate(app.root, str(body["recipe"]), [str(o) for o in body.get("overrides", [])])
+                    checked = api.validate(app.root, request.text(body, "recipe"), request.texts(body, "overrides"))
                     if not checked["ok"]:
                         return self._json(checked, HTTPStatus.BAD_REQUEST)
                 job = app.jobs.start(api.command(app.root, verb, body))
                 return self._json(job.describe())
             if path == "/api/stop":
-                job = app.jobs.get(int(body["id"]))
+                number = request.number(body, "id")
+                job = app.jobs.get(number)
                 if job is None:
-                    raise UserError(f"no job {body['id']}")
+                    raise UserError(f"no job {number}")
                 job.stop()
                 return self._json(job.describe())
             if path == "/api/chat":
@@ -150,7 +157,8 @@ def make_handler(app: App) -> type[BaseHTTPRequestHandler]:
 
         def _chat(self, body: dict[str, Any]) -> None:
             """The answer streams as it is generated (chunked text)."""
-            run = api.inside(app.root, str(body["run"]))
+            run = api.inside(app.root, request.text(body, "run"))
+            message, reset = request.text(body, "message"), bool(body.get("reset"))
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; charset=utf-8")
             self.send_header("Transfer-Encoding", "chunked")
@@ -163,7 +171,7 @@ def make_handler(app: App) -> type[BaseHTTPRequestHandler]:
                     self.wfile.flush()
 
             try:
-                app.chats.reply(run, str(body["message"]), write, bool(body.get("reset")))
+                app.chats.reply(run, message, write, reset)
             except UserError as exc:
                 write(f"\n[error] {exc}")
             self.wfile.write(b"0\r\n\r\n")
@@ -171,13 +179,18 @@ def make_handler(app: App) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def build(root: Path, host: str = "127.0.0.1", port: int = 7860,
-          token: str | None = None) -> tuple[ThreadingHTTPServer, str]:
-    """(server listening for the UI of the runs and recipes in `root`, its URL)."""
+def build(root: Path, host: str = "127.0.0.1", port: int = 7860, token: str | None = None,
+          require_token: bool = True) -> tuple[ThreadingHTTPServer, str]:
+    """(server listening for the UI of the runs and recipes in `root`, its URL, carrying the
+    token). Without `token`, one is made, unless `require_token` is off (loopback only)."""
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port {port}: must be 0 (any free port) to 65535")
     if host not in LOOPBACK and not token:
         raise UserError(f"--host {host}: other machines could reach the UI, which starts "
                         "training and reads runs; add --token SECRET (every request must carry "
                         "it), or keep --host 127.0.0.1")
+    if token is None and require_token:
+        token = secrets.token_urlsafe(24)
     # on loopback, only requests addressed to it; elsewhere the token is what guards
     hosts = set(LOOPBACK) if host in LOOPBACK else None
     app = App(root, token, hosts)
@@ -192,9 +205,9 @@ def build(root: Path, host: str = "127.0.0.1", port: int = 7860,
 
 
 def serve(root: Path, host: str = "127.0.0.1", port: int = 7860, token: str | None = None,
-          ready: Any = None) -> None:
+          ready: Any = None, require_token: bool = True) -> None:
     """Serve until interrupted; `ready(url)` is called once it listens."""
-    server, url = build(root, host, port, token)
+    server, url = build(root, host, port, token, require_token)
     if ready is not None:
         ready(url)
     try:

@@ -70,7 +70,7 @@ def test_train_watch_and_chat_in_a_real_browser(browser, tmp_path):
     root.mkdir()
     find = browser.find_element
     with running(root) as ui:
-        browser.get(ui.url)
+        browser.get(f"{ui.url}?token={ui.token}")  # as the server prints it
         until(lambda: find(By.ID, "runs-table").is_displayed())
         find(By.ID, "tab-train").click()
         until(lambda: browser.execute_script("return document.body.dataset.recipe") == "smollm2-135m/lora", 60)

@@ -14,7 +14,8 @@ import pytest
 
 class Client:
     def __init__(self, url: str, root: Path, token: str | None = None) -> None:
-        self.url, self.root, self.token = url.split("?")[0], root, token
+        self.url, self.root = url.split("?")[0], root
+        self.token = token or (url.split("?token=")[1] if "?token=" in url else None)
 
     def request(self, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
@@ -43,10 +44,12 @@ class Client:
 
 
 @contextmanager
-def running(root: Path, host: str = "127.0.0.1", token: str | None = None) -> Iterator[Client]:
+def running(root: Path, host: str = "127.0.0.1", token: str | None = None,
+            require_token: bool = True) -> Iterator[Client]:
+    """The client carries the server's token: the one given, or the one it made (its URL's)."""
     from adapters_sft.ui.server import build
 
-    server, url = build(root, host, 0, token)
+    server, url = build(root, host, 0, token, require_token)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
