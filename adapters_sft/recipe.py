@@ -40,7 +40,56 @@ YAML12_FLOAT = re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$")
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", YAML12_FLOAT, list("-+0123456789."))
 
 
+# A recipe is a few dozen keys a few levels deep. These bounds refuse what only an attack
+# needs: aliases that expand a few lines into billions of nodes ("billion laughs"), and
+# nesting deep enough to exhaust the recursive composer.
+MAX_DEPTH = 64
+MAX_NODES = 100_000
+
+
+class TooLarge(yaml.YAMLError):
+    """A document past MAX_DEPTH or MAX_NODES; `problem` and `problem_mark` as YAML's errors."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        super().__init__(problem)
+        self.problem, self.problem_mark = problem, mark
+
+
+def check_size(text: str) -> None:
+    """Walk the parser's events (no recursion, nothing built) counting nesting depth and the
+    nodes the document expands to, each alias counting as the whole node it names."""
+    sizes: dict[str, int] = {}
+    open_nodes: list[list[Any]] = []  # [anchor, nodes so far] for each collection being read
+    total = 0
+
+    def add(count: int, mark: Any) -> None:
+        nonlocal total
+        total += count
+        for node in open_nodes:
+            node[1] += count
+        if total > MAX_NODES:
+            raise TooLarge(f"expands to more than {MAX_NODES:,} nodes (aliases included)", mark)
+
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent):
+            add(sizes.get(event.anchor, 1), event.start_mark)
+        elif isinstance(event, (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            add(1, event.start_mark)
+            if isinstance(event, yaml.ScalarEvent):
+                if event.anchor:
+                    sizes[event.anchor] = 1
+            else:
+                open_nodes.append([event.anchor, 1])
+                if len(open_nodes) > MAX_DEPTH:
+                    raise TooLarge(f"nests deeper than {MAX_DEPTH} levels", event.start_mark)
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            anchor, count = open_nodes.pop()
+            if anchor:
+                sizes[anchor] = count
+
+
 def read_yaml(text: str) -> Any:
+    check_size(text)
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
 
 
@@ -236,6 +285,9 @@ def read_recipe_file(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f"{path}:{mark.line + 1}" if mark else str(path)
+        if isinstance(exc, TooLarge):
+            raise UserError(f"{at}: the YAML {exc.problem}, more than any recipe needs; write "
+                            "the values out without deep nesting or repeated aliases") from None
         raise UserError(f"{at}: invalid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}:1: a recipe is a mapping of keys (model:, strategy:, data:, ...)")

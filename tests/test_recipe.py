@@ -130,3 +130,25 @@ def test_a_recipe_round_trips_through_a_run_directory(tmp_path):
     write_recipe(tmp_path / "recipe.yaml", saved_recipe(recipe), tmp_path / "recipe.yaml")
     again = load_recipe(str(tmp_path / "recipe.yaml"))
     assert again.to_dict() | {"versions": {}} == recipe.to_dict() | {"versions": {}}
+
+
+def test_hostile_yaml_is_refused_in_one_line_naming_the_file(tmp_path, capsys):
+    """A YAML alias bomb ("billion laughs") and nesting deep enough to exhaust the recursive
+    composer are refused while reading, before anything expands; an ordinary alias still works."""
+    from adapters_sft.cli.main import main
+
+    rows = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        rows.append(f"{name}: &{name} [{', '.join(['*' + prev] * 9)}]")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(rows) + "\n")
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("model: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    for path, what in ((bomb, "expands to more than 100,000 nodes"), (deep, "nests deeper than 64 levels")):
+        assert main(["validate", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(path) in err and what in err, err
+    fine = tmp_path / "alias.yaml"
+    fine.write_text("model: smollm2-135m-instruct\nstrategy: {name: lora, r: &r 8, alpha: *r}\n"
+                    "data: {train: builtin:dates/train}\n")
+    assert load_recipe(str(fine)).strategy.alpha == 8
