@@ -64,7 +64,8 @@ def exclusive(out: Path, key: str = "output_dir") -> Iterator[None]:
     writer is refused at once, naming the first one's pid. The lock is an flock on a hidden
     sibling file; the kernel drops it when its process dies, so a killed run leaves no stale
     lock. Taking it also proves the parent folder can be created and written, before any
-    model loads, and refuses a path inside a run (nothing is created there)."""
+    model loads, and refuses a path inside a run (nothing is created there). Parent folders it
+    had to create are removed again if they are still empty when it is released."""
     import fcntl
 
     inside = enclosing_run(out.resolve().parent)
@@ -72,6 +73,13 @@ def exclusive(out: Path, key: str = "output_dir") -> Iterator[None]:
         raise UserError(f"{key}: '{out}' is inside the run '{inside}', and writing there could "
                         f"destroy it; choose a path outside every run")
     lock = out.parent / f".{out.name}.lock"
+    # the folders this call creates for the lock, deepest first: removed again at the end if
+    # nothing was put in them (a refused train or export leaves no empty new parent behind)
+    created = []
+    for folder in (out.parent, *out.parent.parents):
+        if folder.exists():
+            break
+        created.append(folder)
     for _ in range(5):  # the lock file may be removed by its last holder between open and flock
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -101,6 +109,11 @@ def exclusive(out: Path, key: str = "output_dir") -> Iterator[None]:
     finally:
         lock.unlink(missing_ok=True)  # while still held: nothing is left behind
         os.close(fd)
+        for folder in created:
+            try:
+                folder.rmdir()  # only an empty one
+            except OSError:
+                break
 
 
 def enclosing_run(path: Path) -> Path | None:

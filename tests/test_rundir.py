@@ -202,3 +202,25 @@ def test_generate_output_inside_a_run_is_refused(name, recipe_file, tmp_path, ca
     _refused(["generate", str(run), "--prompt", "hi", "--output", str(run / name), "--overwrite"], capsys,
              f"--output: '{run / name}' is inside the run '{run}'")
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_a_refusal_leaves_no_new_parent_folder(recipe_file, tmp_path, capsys):
+    """Folders created for the lock are removed again when nothing was put in them: a train
+    refused after the lock was taken (here: its data rows are of no known format) and a block
+    that raises leave no empty `new/parent/`; a committed result keeps its parent."""
+    from adapters_sft.errors import UserError
+    from adapters_sft.rundir import exclusive
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"neither": "messages", "nor": "text"}\n' * 8)
+    out = tmp_path / "new" / "parent" / "run"
+    _refused(["train", str(recipe_file()), f"data.train={bad}", f"output_dir={out}"], capsys)
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(UserError):
+        with exclusive(tmp_path / "a" / "b" / "c", "--out"):
+            raise UserError("refused")
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "kept").mkdir()
+    with exclusive(tmp_path / "kept" / "x" / "y", "--out"):
+        (tmp_path / "kept" / "x" / "y").mkdir()
+    assert (tmp_path / "kept" / "x" / "y").is_dir()

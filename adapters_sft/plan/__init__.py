@@ -111,26 +111,55 @@ def settings(recipe: Recipe, target: Target, longest: int | None = None) -> Sett
                     None if tile is None else int(tile))
 
 
+# What the plan reads from config.json: a missing one would be planned with transformers'
+# default for the architecture (Llama's 4096 hidden size), silently.
+NEEDED = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "intermediate_size")
+
+
+def complete(config: Any, source: str, where: str) -> Any:
+    """`config` if the config.json at `source` gave every field the plan reads (under its own
+    name or the architecture's alias, as GPT-2's n_embd), else a UserError naming the field."""
+    from transformers import PretrainedConfig
+
+    given = PretrainedConfig.get_config_dict(source, local_files_only=True)[0]
+    given = given.get("text_config") or given  # a multimodal model: its language model's
+    text = config.get_text_config()
+    aliases = {v: k for k, v in getattr(type(text), "attribute_map", {}).items()}
+    names = set(given) | {aliases[k] for k in given if k in aliases}
+    for field in NEEDED:
+        if hasattr(text, field) and field not in names:
+            raise NotPlanned(f"{where}model: its config.json has no '{field}', which the plan "
+                            f"needs (transformers would assume {getattr(text, field)!r}); add it "
+                            "to config.json")
+    return config
+
+
 def plan_config(recipe: Recipe) -> Any:
     """The model's config.json: a local folder or alias, a hub id already in the local cache, or
-    a copy we ship for the models of the shipped recipes (configs/)."""
+    a copy we ship for the models of the shipped recipes (configs/); refused where it lacks a
+    field the plan reads."""
+    config, source = _find_config(recipe)
+    return complete(config, source, recipe.where("model"))
+
+
+def _find_config(recipe: Recipe) -> tuple[Any, str]:
     from pathlib import Path
 
     from ..models import load_config, resolve_model
 
     path = resolve_model(recipe.model)
     if Path(path).exists():
-        return load_config(recipe.model, recipe.trust_remote_code)
+        return load_config(recipe.model, recipe.trust_remote_code), path
     from transformers import AutoConfig
 
     try:
         return AutoConfig.from_pretrained(path, local_files_only=True,
-                                          trust_remote_code=recipe.trust_remote_code)
+                                          trust_remote_code=recipe.trust_remote_code), path
     except (OSError, ValueError):
         pass
     shipped = Path(__file__).parent / "configs" / f"{path.replace('/', '--')}.json"
     if shipped.is_file():
-        return AutoConfig.from_pretrained(shipped)
+        return AutoConfig.from_pretrained(shipped), str(shipped)
     raise UserError(f"{recipe.where('model')}model: '{recipe.model}': no config.json here (not "
                     "in the local hub cache either); set model=FOLDER holding its config.json")
 

@@ -47,7 +47,11 @@ def named_gpu(name: str) -> Target:
         return _gpu(label, gib * GIB, bf16)
     size = re.fullmatch(r"(\d+(?:\.\d+)?)(?:gb|gib|g)", key)
     if size:
-        return _gpu(f"a {size.group(1)} GB GPU", int(float(size.group(1)) * GIB), True)
+        gib = float(size.group(1))
+        if not 0 < gib <= 4096:
+            raise UserError(f"--gpu {name}: a GPU's memory must be above 0 and at most 4096 GB; "
+                            "give its size (e.g. 24GB) or a card's name")
+        return _gpu(f"a {size.group(1)} GB GPU", int(gib * GIB), True)
     raise UserError(f"--gpu: unknown GPU '{name}'; give its memory (e.g. 24GB) or one of "
                     f"{', '.join(GPUS)}")
 

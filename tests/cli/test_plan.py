@@ -114,3 +114,22 @@ def test_processes_sharing_a_cpu_are_planned_together(tiny_recipe):
     gpu = plan_target.named_gpu("24GB")
     assert estimate(recipe, gpu, processes=2).needed == estimate(recipe, gpu).needed + buckets
     assert "for 2 processes" in two.verdict()
+
+
+def test_plan_refuses_what_it_cannot_plan(llama_8b, no_weights, capsys):
+    """A GPU of no memory, and a config.json without a field the plan reads (which transformers
+    would fill with its default, planning another model): one line each, naming it."""
+    import json
+
+    for gpu in ("0GB", "0.0GB", "99999GB"):
+        assert main(["plan", "gpu-24gb/llama-3.1-8b-qlora", f"model={llama_8b}", "--gpu", gpu]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"--gpu {gpu}" in err
+    config = json.loads((llama_8b / "config.json").read_text())
+    for field in ("hidden_size", "num_hidden_layers", "intermediate_size"):
+        partial = dict(config)
+        del partial[field]
+        (llama_8b / "config.json").write_text(json.dumps(partial))
+        assert main(["plan", "gpu-24gb/llama-3.1-8b-qlora", f"model={llama_8b}", "--gpu", "24GB"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"no '{field}'" in err, err
