@@ -78,12 +78,33 @@ def launch(nproc: int, argv: list[str], nnodes: int = 1, node_rank: int = 0,
         return _launch(nproc, argv, nnodes, node_rank, rdzv_endpoint, {handoff.ENV: folder})
 
 
+def check_launch(nproc: int, nnodes: int = 1, node_rank: int = 0) -> None:
+    """The launch options, refused in one line before anything starts: a node rank outside
+    --nnodes would wait forever for peers that never come; more processes than devices (GPUs,
+    or CPU cores on a CPU) would share one and gain nothing."""
+    import torch
+
+    from .errors import UserError
+
+    if not 0 <= node_rank < nnodes:
+        raise UserError(f"--node-rank {node_rank}: must be below --nnodes {nnodes} (0 to "
+                        f"{nnodes - 1}), or the processes wait forever for a machine that is not coming")
+    if torch.cuda.is_available():
+        have, what = torch.cuda.device_count(), "GPUs"
+    else:
+        have, what = os.cpu_count() or 1, "CPU cores"
+    if nproc > have:
+        raise UserError(f"--nproc {nproc}: this machine has {have} {what}, and each process "
+                        f"needs one of its own; use --nproc {have} or fewer")
+
+
 def _launch(nproc: int, argv: list[str], nnodes: int, node_rank: int, rdzv_endpoint: str | None,
             extra_env: dict[str, str]) -> int:
     import signal
 
     from .errors import UserError
 
+    check_launch(nproc, nnodes, node_rank)
     if nnodes > 1 and not rdzv_endpoint:
         raise UserError("--nnodes: several machines need --rdzv-endpoint HOST:PORT (the first "
                         "machine's address and a free port), the same on every machine")

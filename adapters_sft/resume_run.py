@@ -91,6 +91,22 @@ def differences(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
     return out
 
 
+def check_processes(out: Path, processes: int, force: bool) -> None:
+    """Before launching `processes` to resume the run at `out`: refuse a count other than the
+    one its checkpoint was made with (what every process would refuse, said once)."""
+    from . import rundir
+
+    try:
+        then = rundir.read_json(rundir.partial_dir(out) / rundir.FINGERPRINT)
+    except (OSError, ValueError):
+        return  # no fingerprint, or an unreadable one: the resume itself says so
+    had = then.get("world_size") if isinstance(then, dict) else None
+    if isinstance(had, int) and had != processes and not force:
+        raise UserError(f"{out}: the number of processes changed since the checkpoint ({had} -> "
+                        f"{processes}), which changes the batches; resume with --nproc {had}, "
+                        "or add --force to resume anyway (the result then matches no single run)")
+
+
 def resume(out: Path, overrides: list[str] | None = None, force: bool = False,
            echo: Callable[[str], Any] = print) -> RunResult:
     """Continue the interrupted run that will live at `out`."""

@@ -112,3 +112,30 @@ def test_a_signal_to_one_process_stops_all_at_one_checkpoint(tiny_recipe, tmp_pa
     assert main(["resume", str(cut), "--nproc", "2"]) == 0
     a, b = trained(cut), trained(tmp_path / "whole")
     assert all(torch.allclose(a[k], b[k], atol=1e-6, rtol=0) for k in a), "resumed != uninterrupted"
+
+
+def test_launch_faults_are_said_once_before_anything_starts(tiny_recipe, tmp_path, capsys):
+    """--node-rank outside --nnodes (peers that never come), more processes than this machine
+    has cores, and resuming a one-process run in two: one line each, from the launcher."""
+    import os
+
+    recipe = tiny_recipe("lora", "training.max_steps=2")
+    for argv, words in (
+            (["--nproc", "2", "--nnodes", "2", "--node-rank", "2", "--rdzv-endpoint", "127.0.0.1:29999"],
+             "--node-rank 2: must be below --nnodes 2"),
+            (["--nproc", str((os.cpu_count() or 1) + 1)], "CPU cores")):
+        assert main(["train", recipe.source, f"output_dir={tmp_path / 'x'}", *argv]) == 2
+        captured = capsys.readouterr()
+        assert captured.err.count("\n") == 1 and words in captured.err, captured.err
+        assert "training in" not in captured.out
+    # an interrupted one-process run: its fingerprint says how many processes made it
+    run = tmp_path / "one"
+    from adapters_sft.rundir import FINGERPRINT, partial_dir
+
+    partial = partial_dir(run)
+    partial.mkdir()
+    (partial / FINGERPRINT).write_text(json.dumps({"world_size": 1}))
+    assert main(["resume", str(run), "--nproc", "2"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "(1 -> 2)" in captured.err and "--nproc 1" in captured.err
+    assert "torch.distributed" not in captured.err + captured.out

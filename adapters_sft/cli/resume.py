@@ -31,6 +31,11 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_libraries()
     if args.nproc * args.nnodes > 1 and world_size() == 1:  # as many processes as the run had
+        from ..distributed import check_launch
+        from ..resume_run import check_processes
+
+        check_launch(args.nproc, args.nnodes, args.node_rank)
+        check_processes(args.run_dir, args.nproc * args.nnodes, args.force)  # said once, here
         argv = ["resume", str(args.run_dir), *args.overrides] + (["--force"] if args.force else [])
         return launch(args.nproc, argv, args.nnodes, args.node_rank, args.rdzv_endpoint)
     result = resume(args.run_dir, args.overrides, args.force,

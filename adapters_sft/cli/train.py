@@ -67,10 +67,11 @@ def run(args: argparse.Namespace) -> int:
 def launch(recipe: Any, args: argparse.Namespace) -> int:
     """Check everything once here (recipe, data, strategy, plan), then train in --nproc
     processes: bad input is one line and exit 2 before any process starts."""
-    from ..distributed import check_recipe, launch as run_processes
+    from ..distributed import check_launch, check_recipe, launch as run_processes
     from ..preflight import preflight
     from ..rundir import check_target
 
+    check_launch(args.nproc, args.nnodes, args.node_rank)
     check_recipe(recipe, args.nproc * args.nnodes, launching=True)
     check_target(Path(recipe.output_dir), recipe.overwrite)
     data = preflight(recipe, echo=lambda line: print(f"adapters-sft: {line}", flush=True))
