@@ -55,12 +55,16 @@ def step_of(folder: Path) -> int:
 
 
 def problem(folder: Path) -> str | None:
-    """Why `folder` cannot be resumed from, or None if it is complete."""
+    """Why `folder` cannot be resumed from, or None if it is complete: its marker, every file
+    it lists at its size, and the headers of the files a resume reads (cheap: no tensor is
+    loaded), so a damaged file is skipped like a cut-off one rather than failing the resume."""
     try:
         marker = json.loads((folder / MARKER).read_text())
     except (OSError, ValueError):
         return "no completion marker (cut off while it was written)"
-    files = marker.get("files", {})
+    files = marker.get("files") if isinstance(marker, dict) else None
+    if not isinstance(files, dict) or not all(isinstance(v, int) for v in files.values()):
+        return f"its {MARKER} is not what adapters-sft writes (damaged or edited)"
     missing = [name for name in REQUIRED if name not in files and OR.get(name) not in files]
     if missing:
         return f"it has no {missing[0]}"
@@ -70,6 +74,41 @@ def problem(folder: Path) -> str | None:
             return f"{name} is missing"
         if path.stat().st_size != size:
             return f"{name} has {path.stat().st_size} bytes, the marker says {size}"
+        damage = damaged(path)
+        if damage:
+            return f"{name} is damaged ({damage})"
+    return None
+
+
+def damaged(path: Path) -> str | None:
+    """What is wrong with the header of a file a resume reads, or None: a safetensors file's
+    header must parse and its tensors fit the file; torch's .pt/.pth/.bin are zip archives
+    (first and last records); JSON must parse."""
+    import struct
+    import zipfile
+
+    suffix = path.suffix
+    try:
+        if suffix == ".safetensors":
+            with open(path, "rb") as f:
+                head = f.read(8)
+                if len(head) < 8:
+                    return "shorter than a safetensors header"
+                (length,) = struct.unpack("<Q", head)
+                if length > path.stat().st_size - 8:
+                    return "its header length runs past the end of the file"
+                header = json.loads(f.read(length))
+            ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+            if ends and max(ends) + 8 + length > path.stat().st_size:
+                return "its tensors run past the end of the file"
+        elif suffix in (".pt", ".pth", ".bin"):
+            with open(path, "rb") as f:
+                if f.read(4) != b"PK\x03\x04" or not zipfile.is_zipfile(path):
+                    return "not the zip archive torch.save writes"
+        elif suffix == ".json":
+            json.loads(path.read_text())
+    except (OSError, ValueError, KeyError, TypeError, IndexError, struct.error) as exc:
+        return f"unreadable header: {type(exc).__name__}"
     return None
 
 
@@ -98,7 +137,8 @@ def latest(root: Path, before_end: bool = False) -> tuple[Path | None, list[str]
 
 
 def marker_data(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / MARKER).read_text())
+    data = json.loads((folder / MARKER).read_text())
+    return data if isinstance(data, dict) else {}
 
 
 def _fsync(path: Path) -> None:

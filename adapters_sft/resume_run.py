@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from .trainer import RunResult
 
 # Recipe keys that may change between sessions without changing what is computed.
-_FREE = ("versions", "overwrite", "checkpoint")
+# where the run lives is not what it computes: a run resumes from wherever it is named
+_FREE = ("versions", "overwrite", "checkpoint", "output_dir")
 
 
 def _rows_hash(rows: list[Any]) -> str:
@@ -61,10 +62,14 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def differences(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """One phrase per thing that changed, most fundamental first."""
     out = []
-    changed = {lib: (v, now["versions"].get(lib)) for lib, v in then.get("versions", {}).items()
+    changed = {lib: (v, now["versions"].get(lib)) for lib, v in _as_dict(then.get("versions")).items()
                if now["versions"].get(lib) != v}
     if changed:
         out.append("library versions changed since the checkpoint (" + ", ".join(
@@ -76,9 +81,9 @@ def differences(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
         out.append(f"the number of processes changed since the checkpoint ({then.get('world_size')} "
                    f"-> {now['world_size']}), which changes the batches")
     for split in ("train", "eval"):
-        if then.get("data", {}).get(split) != now["data"][split]:
+        if _as_dict(then.get("data")).get(split) != now["data"][split]:
             out.append(f"the data changed since the checkpoint (data.{split} rows hash "
-                       f"{then.get('data', {}).get(split)} then, {now['data'][split]} now)")
+                       f"{_as_dict(then.get('data')).get(split)} then, {now['data'][split]} now)")
     if then.get("strategy") != now["strategy"]:
         out.append(f"the strategy changed since the checkpoint ({then.get('strategy')} -> "
                    f"{now['strategy']})")
@@ -89,6 +94,25 @@ def differences(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
         out.append("the recipe changed since the checkpoint (" + ", ".join(
             f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:3]) + ")")
     return out
+
+
+def _fingerprint_then(path: Path, force: bool) -> dict[str, Any]:
+    """The fingerprint the run started with; a damaged one (truncated, edited into another
+    shape) is refused in one line, or, with --force, read as nothing known."""
+    from . import rundir
+
+    try:
+        then = rundir.read_json(path)
+    except (OSError, ValueError) as exc:
+        then, why = None, f"unreadable ({type(exc).__name__})"
+    else:
+        why = None if isinstance(then, dict) else f"a JSON {type(then).__name__}, not an object"
+    if why is None:
+        return then
+    if not force:
+        raise UserError(f"{path}: {why}, so what the run started with cannot be checked; "
+                        "add --force to resume anyway")
+    return {}
 
 
 def check_processes(out: Path, processes: int, force: bool) -> None:
@@ -140,11 +164,15 @@ def _resume_exclusive(out: Path, overrides: list[str] | None, force: bool,
                         f"start over with 'adapters-sft train {work / rundir.RECIPE} "
                         f"output_dir={out} overwrite=true'")
     recipe = load_recipe(str(work / rundir.RECIPE), overrides)
-    if Path(recipe.output_dir).resolve() != out.resolve():
+    moved = any(o.split("=", 1)[0].strip() == "output_dir" for o in overrides or [])
+    if moved and Path(recipe.output_dir).resolve() != out.resolve():
         raise UserError(f"output_dir: resume continues the run in {out}; it cannot move it to "
                         f"{recipe.output_dir}")
-    then = rundir.read_json(work / rundir.FINGERPRINT)
-    recipe.name = then.get("name", recipe.name)  # the recipe file here is recipe.yaml
+    # the run is where it was named, whatever folder resume runs in (the saved output_dir may
+    # be relative to the folder training started from)
+    recipe.output_dir = str(out)
+    then = _fingerprint_then(work / rundir.FINGERPRINT, force)
+    recipe.name = str(then.get("name", recipe.name))  # the recipe file here is recipe.yaml
     step = checkpoints.step_of(found)
     data = preflight(recipe, echo)
     now = fingerprint(recipe, data[0])

@@ -138,11 +138,17 @@ def test_signal_saves_a_checkpoint_and_says_how_to_resume(sig, code, write_recip
     assert logged(tmp_path / "sig") == logged(whole.run_dir)
 
 
-def _folder(root: Path, step: int, complete: bool = True, size: int = 4) -> Path:
+def _folder(root: Path, step: int, complete: bool = True) -> Path:
+    """A checkpoint folder whose files have the headers a real one's have (problem() reads them)."""
+    import torch
+    from safetensors.torch import save_file
+
     folder = root / f"checkpoint-{step}"
     folder.mkdir(parents=True)
-    for name in checkpoints.REQUIRED:
-        (folder / name).write_bytes(b"x" * size)
+    save_file({"w": torch.zeros(2)}, str(folder / checkpoints.TRAINED))
+    for name in ("optimizer.pt", "scheduler.pt"):
+        torch.save({"step": step}, folder / name)
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
     if complete:
         checkpoints._mark(folder, {"step": step})
     return folder
@@ -151,6 +157,7 @@ def _folder(root: Path, step: int, complete: bool = True, size: int = 4) -> Path
 def test_latest_skips_unfinished_and_damaged(tmp_path):
     _folder(tmp_path, 2)
     damaged = _folder(tmp_path, 4)
+    size = (damaged / checkpoints.TRAINED).stat().st_size
     (damaged / checkpoints.TRAINED).write_bytes(b"x")  # cut short after the marker
     _folder(tmp_path, 6, complete=False)
     no_optimizer = _folder(tmp_path, 5)
@@ -160,7 +167,7 @@ def test_latest_skips_unfinished_and_damaged(tmp_path):
     assert found == tmp_path / "checkpoint-2"
     assert skipped == ["checkpoint-6: no completion marker (cut off while it was written)",
                        "checkpoint-5: it has no optimizer.pt",
-                       "checkpoint-4: trained.safetensors has 1 bytes, the marker says 4"]
+                       f"checkpoint-4: trained.safetensors has 1 bytes, the marker says {size}"]
 
 
 def test_rotate_keeps_the_newest_complete_and_the_best(tmp_path):

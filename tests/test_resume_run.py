@@ -136,3 +136,63 @@ def test_settings_that_break_resume_are_refused(override, words, tiny_recipe, tm
 
     with pytest.raises(UserError, match=f"command line: training.{override.split('=')[0][9:]}: .*{words}"):
         training_args(tiny_recipe("lora", override), tmp_path)
+
+
+def test_damaged_checkpoints_are_skipped_naming_the_file(crashed, capsys):
+    """A marker of the wrong shape and weights whose header is damaged (same size) are skipped
+    like a cut-off checkpoint: resume falls back to the one before; with none left, the
+    warnings name each damaged file and the refusal is one line."""
+    out, _ = crashed
+    root = out.parent / ".run.partial" / "checkpoints"
+    newest = root / "checkpoint-4"
+    weights = newest / checkpoints.TRAINED
+    data = bytearray(weights.read_bytes())
+    data[8:16] = b"\xff" * 8  # inside the JSON header: same size, bad header
+    weights.write_bytes(bytes(data))
+    lines: list[str] = []
+    resume(out, echo=lines.append)
+    assert any("skipping checkpoint-4: trained.safetensors is damaged" in line for line in lines), lines
+    assert any(line.startswith("resuming 'lora' from step 2") for line in lines)
+
+
+def test_no_complete_checkpoint_left_names_what_is_damaged(crashed, capsys):
+    out, _ = crashed
+    root = out.parent / ".run.partial" / "checkpoints"
+    (root / "checkpoint-4" / checkpoints.MARKER).write_text("[1, 2]")
+    state = root / "checkpoint-2" / "optimizer.pt"
+    state.write_bytes(b"\0" * state.stat().st_size)
+    assert main(["resume", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "checkpoint-4: its checkpoint.json is not what adapters-sft writes" in captured.out
+    assert "checkpoint-2: optimizer.pt is damaged" in captured.out
+    assert captured.err.count("\n") == 1 and "no complete checkpoint" in captured.err
+
+
+@pytest.mark.parametrize("fingerprint", ['{"world_size": 1, "data": ', "[1, 2]", '{"data": [], "versions": 5}'])
+def test_a_damaged_fingerprint_is_one_line_and_force_goes_on(fingerprint, crashed, capsys):
+    from adapters_sft.rundir import FINGERPRINT
+
+    out, _ = crashed
+    (out.parent / ".run.partial" / FINGERPRINT).write_text(fingerprint)
+    assert main(["resume", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("--force" in err), err
+    assert main(["resume", str(out), "--force"]) == 0
+    assert (out / "adapter").is_dir()
+
+
+def test_a_run_with_a_relative_output_dir_resumes_from_another_folder(crashed, monkeypatch, tmp_path):
+    """The saved output_dir is relative to where training started ('run' here, the fixture's
+    cwd); resume names the run from wherever it is typed."""
+    out, _ = crashed
+    saved = out.parent / ".run.partial" / "recipe.yaml"
+    import yaml
+
+    body = yaml.safe_load(saved.read_text())
+    body["output_dir"] = "run"
+    saved.write_text(yaml.safe_dump(body))
+    elsewhere = tmp_path / "elsewhere" / "deeper"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    assert main(["resume", "../../run"]) == 0
+    assert (out / "adapter").is_dir()
