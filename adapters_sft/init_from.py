@@ -34,12 +34,14 @@ def check(recipe: Any) -> Any:
     if run.recipe.model != recipe.model:
         raise UserError(f"{at}init_from: {run.path} was trained on '{run.recipe.model}', this recipe "
                         f"trains '{recipe.model}'; set model: to the run's base")
+    # what cannot work at all first, so the fix named below is one that works
+    if run.strategy.name not in SUPPORTED:
+        raise UserError(f"{at}init_from: starting from a '{run.strategy.name}' run is not supported "
+                        f"(supported: runs of {', '.join(SUPPORTED)}); remove init_from, or start "
+                        "from a run of one of those")
     if run.strategy.name != recipe.strategy.name:
         raise UserError(f"{at}init_from: {run.path} is a '{run.strategy.name}' run and this recipe's "
                         f"strategy is '{recipe.strategy.name}'; use strategy={run.strategy.name}")
-    if run.strategy.name not in SUPPORTED:
-        raise UserError(f"{at}init_from: starting from a '{run.strategy.name}' run is not supported "
-                        f"(supported: {', '.join(SUPPORTED)})")
     from .registry import get_task
 
     if not get_task(run.recipe.task).generative or not get_task(recipe.task).generative:

@@ -174,6 +174,9 @@ def _prompt_completion(row: dict[str, Any]) -> dict[str, Any]:
             raise RowProblem("field 'completion' may hold assistant messages only")
         _conversation(p + c, "prompt+completion")
         return {"prompt": p, "completion": c}
+    if "prompt" in row and "completion" not in row:  # a prompt alone: it needs an answer of some kind
+        raise RowProblem("missing field 'completion' (a prompt-completion row), or 'chosen' and "
+                         "'rejected' (a preference row)")
     return {"prompt": _string(row, "prompt"), "completion": _string(row, "completion")}
 
 
@@ -203,11 +206,12 @@ def _preference(row: dict[str, Any]) -> dict[str, Any]:
         pair = {f: _string(row, f) for f in ("prompt", "chosen", "rejected")}
     elif "conversations" in row or "messages" in row:  # a conversation plus two single answers
         field = "conversations" if "conversations" in row else "messages"
-        keys = ("from", "value") if field == "conversations" and "from" in (row[field] or [{}])[0] \
-            else ("role", "content")
-        names = SHAREGPT_ROLES if keys[0] == "from" else roles
         if not isinstance(row[field], list) or not row[field]:
             raise RowProblem(f"field '{field}' must be a non-empty list of messages (the prompt)")
+        first = row[field][0]
+        keys = ("from", "value") if field == "conversations" and isinstance(first, dict) and "from" in first \
+            else ("role", "content")
+        names = SHAREGPT_ROLES if keys[0] == "from" else roles
         prompt = [_message(m, field, i, *keys, names) for i, m in enumerate(row[field])]
         pair = {"prompt": prompt, **{f: [_message(row[f], f, 0, *keys, names)] for f in ("chosen", "rejected")}}
     else:
