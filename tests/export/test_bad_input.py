@@ -96,13 +96,10 @@ def test_out_inside_or_around_a_run_is_refused(where, verb, lora_run, capsys):
 
 
 def test_out_over_an_interrupted_training_run_is_refused(lora_run, tmp_path, capsys):
-    ckpt = tmp_path / ".stopped.partial" / "checkpoints" / "checkpoint-2"
-    ckpt.mkdir(parents=True)
     from adapters_sft import checkpoints
+    from tests.test_checkpoints import _folder
 
-    for name in checkpoints.REQUIRED:
-        (ckpt / name).write_bytes(b"x")
-    checkpoints._mark(ckpt, {"step": 2})
+    ckpt = _folder(tmp_path / ".stopped.partial" / "checkpoints", 2)  # complete, real headers
     _fails(["merge", str(lora_run), "--out", str(tmp_path / "stopped")], capsys,
            "is the output_dir of an interrupted training run")
     assert checkpoints.problem(ckpt) is None
