@@ -103,17 +103,13 @@ def _tiled_forward(forward: Any, mlp: Any, tile: int, x: Any, *args: Any, **kwar
     return tiled_function().apply(forward, tile, x, *trainable)
 
 
-def Module() -> type:
-    import torch
-
-    return torch.nn.Module
-
-
 def mlps(model: Any) -> list[Any]:
     """The MLP module of every decoder layer (`layer.mlp`, as Llama, Qwen, Mistral, Gemma name it)."""
+    import torch
+
     from .layers import blocks
 
-    return [block.mlp for block in blocks(model) if isinstance(getattr(block, "mlp", None), Module())]
+    return [block.mlp for block in blocks(model) if isinstance(getattr(block, "mlp", None), torch.nn.Module)]
 
 
 def apply(model: Any, tile: int | None, where: str = "training.mlp_tile_tokens: ") -> int:
