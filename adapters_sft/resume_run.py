@@ -164,7 +164,9 @@ def _resume_exclusive(out: Path, overrides: list[str] | None, force: bool,
                         f"start over with 'adapters-sft train {work / rundir.RECIPE} "
                         f"output_dir={out} overwrite=true'")
     recipe = load_recipe(str(work / rundir.RECIPE), overrides)
-    moved = any(o.split("=", 1)[0].strip() == "output_dir" for o in overrides or [])
+    from .recipe import parse_override
+
+    moved = any(parse_override(o)[0] == "output_dir" for o in overrides or [])
     if moved and Path(recipe.output_dir).resolve() != out.resolve():
         raise UserError(f"output_dir: resume continues the run in {out}; it cannot move it to "
                         f"{recipe.output_dir}")

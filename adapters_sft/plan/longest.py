@@ -50,9 +50,13 @@ def longest(recipe: Recipe, target: Target, models: Models | None = None) -> Lon
     from . import estimate, settings
 
     model = (models or Models()).get(recipe, target)
+    fitting: dict[int, Any] = {}  # length -> its estimate, for those that fit
 
     def fits(length: int) -> bool:
-        return estimate(recipe, target, longest=length, model=model).fits
+        est = estimate(recipe, target, longest=length, model=model)
+        if est.fits:
+            fitting[length] = est
+        return est.fits
 
     low, high = 0, START  # fits(low) (or low is 0), not fits(high)
     if not fits(1):
@@ -65,7 +69,7 @@ def longest(recipe: Recipe, target: Target, models: Models | None = None) -> Lon
         mid = (low + high) // 2
         low, high = (mid, high) if fits(mid) else (low, mid)
     limit = getattr(model.config, "max_position_embeddings", None)
-    host = estimate(recipe, target, longest=low, model=model).host if low else 0
+    host = fitting[low].host if low else 0
     return Longest(low, limit, settings(recipe, target, longest=1).batch, host)
 
 

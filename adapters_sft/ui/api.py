@@ -36,14 +36,16 @@ NOT_A_PATH = re.compile(r"^(builtin|hub):")  # bundled data, a hub data set
 def confined(root: Path, overrides: list[str]) -> None:
     """Refuse an override that names a path outside `root` (`output_dir=../elsewhere`, an
     absolute path); a hub id or alias resolves inside it, so it passes."""
+    from ..recipe import parse_override
+
     for override in overrides:
-        key, sep, value = override.partition("=")
-        key, value = key.strip(), value.strip()
-        if sep and key in PATH_KEYS and value and not NOT_A_PATH.match(value):
-            path = (root / value).resolve()
-            if not path.is_relative_to(root.resolve()):
+        key, value = parse_override(override)  # as the recipe loader will read it
+        if key in PATH_KEYS and isinstance(value, str) and value and not NOT_A_PATH.match(value):
+            try:
+                inside(root, value)
+            except UserError:
                 raise UserError(f"{key}: '{value}' is outside the folder the UI serves ({root}); "
-                                "name a path inside it")
+                                "name a path inside it") from None
 
 
 def recipes(root: Path) -> list[dict[str, Any]]:
