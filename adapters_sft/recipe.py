@@ -321,10 +321,23 @@ def load_recipe(ref: str, overrides: list[str] | None = None) -> Recipe:
     return _validate(raw, name, path, where)
 
 
+def _check_top_level(raw: dict[str, Any], where: Callable[[str], str]) -> None:
+    """Unknown top-level keys first: a misspelled `stratgy:` would otherwise be reported as
+    the section it failed to set (`strategy.name: missing`)."""
+    from .key_aliases import suggest
+
+    names = [f.name for f in dataclasses.fields(Recipe) if f.init]
+    for key in raw:
+        if key not in names:
+            raise UserError(f"{where(str(key))}unknown key '{key}'{suggest(str(key), '', names)}; "
+                            f"valid keys under 'top level': {', '.join(names)}")
+
+
 def _validate(raw: dict[str, Any], name: str, path: Path, where: Callable[[str], str]) -> Recipe:
     from .registry import get_strategy
 
     raw = dict(raw)
+    _check_top_level(raw, where)
     strategy_raw = raw.pop("strategy", None)
     if strategy_raw is not None and not isinstance(strategy_raw, dict):
         raise UserError(f"{where('strategy')}strategy: expected a strategy name or a mapping "

@@ -70,8 +70,10 @@ def check(training: dict[str, Any], config_cls: type, ours: tuple[str, ...],
             raise UserError(f"{at}{dotted}: set by the recipe's '{OWNED[key]}' key instead; "
                             "remove it from training")
         if key not in fields:
+            from .key_aliases import suggest
+
             raise UserError(f"{at}{dotted}: not an option of {config_cls.__name__} or ours"
-                            f"{did_you_mean(key, [*fields, *ours])}")
+                            f"{suggest(key, 'training', [*fields, *ours])}")
         if hints.get(key) in (int, float, bool, str, int | None, float | None, str | None):
             value = check_type(value, hints[key], dotted, where)
         if key == "max_steps" and value == -1:

@@ -80,7 +80,9 @@ def build(cls: type[T], values: dict[str, Any], prefix: str,
     for key, value in values.items():
         dotted = f"{prefix}.{key}" if prefix else str(key)
         if key not in names:
-            raise UserError(f"{where(dotted)}unknown key '{dotted}'{did_you_mean(str(key), names)}; "
+            from .key_aliases import suggest
+
+            raise UserError(f"{where(dotted)}unknown key '{dotted}'{suggest(str(key), prefix, names)}; "
                             f"valid keys under '{prefix or 'top level'}': {', '.join(names)}")
         kwargs[key] = check_type(value, hints[key], dotted, where)
         check_range(kwargs[key], fields[key].metadata.get("range"), dotted, where)

@@ -45,6 +45,31 @@ def test_unknown_key_names_file_line_and_suggests(tmp_path):
         load_recipe(str(path))
 
 
+def test_a_misspelled_top_level_key_is_named_not_the_section_it_missed(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("model: m\nstratgy:\n  name: lora\ndata: {train: t.jsonl}\n")
+    with pytest.raises(UserError, match=rf"^{path}:2: unknown key 'stratgy' \(did you mean 'strategy'\?\)"):
+        load_recipe(str(path))
+
+
+@pytest.mark.parametrize("override, suggestion", [
+    ("strategy.rank=8", "'r'"), ("strategy.lora_r=8", "'r'"), ("strategy.lora_alpha=8", "'alpha'"),
+    ("lora_alpha=8", "'strategy.alpha'"), ("lr=1e-4", "'training.learning_rate'"),
+    ("max_seq_length=256", "'data.max_length'"), ("base_model=x", "'model'")])
+def test_names_from_other_tools_get_this_tools_key(override, suggestion):
+    key = override.split("=")[0]
+    with pytest.raises(UserError, match=rf"unknown key '{key}' \(did you mean {suggestion}\? that is its name here\)"):
+        load_recipe("smollm2-135m/lora", [override])
+
+
+@pytest.mark.parametrize("key, right", [("lr", "learning_rate"), ("epochs", "num_train_epochs"),
+                                        ("batch_size", "per_device_train_batch_size")])
+def test_training_aliases_get_the_trainer_key(key, right):
+    recipe = load_recipe("smollm2-135m/lora", [f"training.{key}=3"])
+    with pytest.raises(UserError, match=rf"training\.{key}: not an option of SFTConfig or ours \(did you mean '{right}'\? that is its name here\)"):
+        training_args(recipe, Path("x"))
+
+
 def test_wrong_type_on_the_command_line_is_named():
     with pytest.raises(UserError, match=r"^command line: strategy\.r: expected int, got 'eight'"):
         load_recipe("smollm2-135m/lora", ["strategy.r=eight"])
