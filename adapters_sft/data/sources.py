@@ -94,13 +94,21 @@ def iter_jsonl(path: Path, key: str) -> Iterator[tuple[int, Any, str | None]]:
                 continue
             if not line.strip():
                 continue
+            line = line.rstrip("\r\n")  # else a line cut short is blamed on column 1 of the next
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
-                yield lineno, None, f"invalid JSON ({exc.msg} at column {exc.colno})"
+                yield lineno, None, _json_problem(exc, line)
                 continue
             problem = _surrogate(value) if "\\u" in line else None
             yield lineno, (None if problem else value), problem
+
+
+def _json_problem(exc: json.JSONDecodeError, line: str) -> str:
+    """'invalid JSON (what at column N)', saying so when the line ends mid-value."""
+    at = f"{exc.msg} column {exc.colno}" if exc.msg.endswith(" at") else f"{exc.msg} at column {exc.colno}"
+    cut = exc.pos >= len(line.rstrip()) or exc.msg.startswith("Unterminated string")
+    return f"invalid JSON ({at})" + (" (the line ends before its JSON does: cut short?)" if cut else "")
 
 
 def file_of(where: str) -> str:
@@ -124,7 +132,18 @@ def _surrogate(value: Any) -> str | None:
 
 def _jsonl(path: Path, key: str) -> Iterator[Row]:
     for lineno, value, problem in iter_jsonl(path, key):
+        if lineno == 1 and (isinstance(value, list) or problem and _one_json_list(path)):
+            raise UserError(f"{path}: holds one JSON list of records, not one record per line; "
+                            f"rename it to {path.with_suffix('.json').name} (read as one list)")
         yield Row(f"{path}:{lineno}", value, problem)
+
+
+def _one_json_list(path: Path) -> bool:
+    """Whether the whole file is one JSON list: a .json file saved as .jsonl."""
+    try:
+        return isinstance(json.loads(path.read_bytes()), list)
+    except (ValueError, OSError, MemoryError):
+        return False
 
 
 def _text(path: Path) -> str:

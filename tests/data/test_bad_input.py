@@ -14,6 +14,10 @@ BAD = Path(__file__).parent / "bad"
 # (file, where: ":line" or ": record N", text the message must hold)
 CASES = [
     ("invalid_json.jsonl", ":3", "invalid JSON"),
+    ("truncated.jsonl", ":2", "invalid JSON (Unterminated string starting at column 49) (the line ends "
+                              "before its JSON does: cut short?)"),
+    ("array_saved_as.jsonl", "", "holds one JSON list of records, not one record per line; rename it "
+                                 "to array_saved_as.json"),
     ("missing_field.jsonl", ":2", "missing field 'output'"),
     ("wrong_type.jsonl", ":2", "field 'prompt' must be a string, got int"),
     ("unknown_role.jsonl", ":2", "messages[1].role is 'robot'; expected one of system, user, assistant"),
