@@ -4,9 +4,10 @@ The run's task scores it (tasks/): classification runs get the report of metrics
 (accuracy, macro and per-class P/R/F1, confusion matrix); generative runs get the
 teacher-forced loss and perplexity on the target tokens plus exact match (or a user metric)
 of greedy answers, where the rows carry a reference answer. The data is the run's own held-out split unless `--data` names another
-file, read with the run's format and column mapping. Results go to RUN_DIR/eval/NAME/
-(eval.json, and confusion.png for classifiers), NAME being `eval` for the run's own split or
-the data file's name; re-running the same evaluation replaces only that folder.
+file, read with the run's format and column mapping. Results go to RUN_DIR/evals/NAME/
+(eval.json, and confusion.png for classifiers), NAME being `heldout` for the run's own split
+or the data file's name: the only thing ever added to a finished run (README, "Run
+directories"); re-running the same evaluation replaces only that folder.
 """
 from __future__ import annotations
 
@@ -30,19 +31,20 @@ def held_out(recipe: Any, data: str | None, run: Path | None = None) -> tuple[An
     else (runs from before they were saved) the recipe's data files."""
     from .data.formats import kind_of
     from .data.load import load_splits, read_split
-    from .rundir import read_heldout
+    from .rundir import HELDOUT, read_heldout
 
     if data:
         split, fmt = read_split(data, "--data", "auto", recipe.data.columns)
-        return (split, kind_of(fmt)), Path(data.split(":")[-1]).stem or "data"
+        name = Path(data.split(":")[-1]).stem or "data"
+        return (split, kind_of(fmt)), f"{name}-file" if name == HELDOUT else name
     saved = read_heldout(run) if run is not None else None
     if saved is not None:
-        return saved, "eval"
+        return saved, HELDOUT
     splits = load_splits(recipe)
     if splits.eval is None:
         raise UserError(f"{recipe.source}: the run has no held-out split (data.eval or data.val_size); "
                         "pass --data PATH")
-    return (splits.eval, splits.kind), "eval"
+    return (splits.eval, splits.kind), HELDOUT
 
 
 def evaluate_run(run_dir: str | Path, data: str | None = None, limit: int | None = None,

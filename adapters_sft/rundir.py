@@ -53,7 +53,10 @@ HELDOUT = "heldout.json"
 EVAL = "eval.json"
 LABELS = "labels.json"
 CONFUSION = "confusion.png"
-EVALS = "eval"  # adapters-sft eval's reports, a folder per data set
+# `adapters-sft eval`'s reports, a folder per data set: the one thing ever added to a finished
+# run (its own held-out split is HELDOUT, --data FILE is the file's name)
+EVALS = "evals"
+HELDOUT = "heldout"
 
 _LIBS = ("adapters-sft", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes")
 

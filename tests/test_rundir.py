@@ -146,7 +146,7 @@ def test_a_moved_run_works_without_its_data_files(tmp_path, tiny_model_dir, tiny
     monkeypatch.chdir(tmp_path)
     capsys.readouterr()
     assert main(["eval", str(moved)]) == 0
-    report = json.loads((moved / "eval" / "eval" / "eval.json").read_text())
+    report = json.loads((moved / "evals" / "heldout" / "eval.json").read_text())
     assert report["answers"]["total"] == 6 and report["tokens"] > 0
     assert main(["merge", str(moved), "--out", str(tmp_path / "merged")]) == 0
     assert "probes: 6 held-out rows" in capsys.readouterr().out

@@ -25,7 +25,7 @@ class Task:
     best_metric: ClassVar[str] = "loss"
     # evaluate once an epoch by default when there is held-out data
     eval_every_epoch: ClassVar[bool] = False
-    # what `adapters-sft eval` writes into RUN/eval/NAME/
+    # what `adapters-sft eval` writes into RUN/evals/NAME/
     eval_files: ClassVar[str] = "eval.json"
     # built on a trainer TRL keeps in trl.experimental (its API may change between releases)
     experimental: ClassVar[bool] = False

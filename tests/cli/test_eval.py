@@ -17,21 +17,21 @@ def test_classification_eval_prints_saves_and_draws(cls_recipe, topic_data, caps
     capsys.readouterr()
     assert main(["eval", str(result.run_dir)]) == 0
     out = capsys.readouterr().out
-    saved = json.loads((result.run_dir / "eval" / "eval" / "eval.json").read_text())
+    saved = json.loads((result.run_dir / "evals" / "heldout" / "eval.json").read_text())
     # the verb reloads the run from disk and agrees with the score taken at the end of training
     assert saved == json.loads((result.run_dir / "eval.json").read_text())["after"]
     assert out.startswith(f"accuracy {saved['accuracy']:.3f}")
     assert "macro F1" in out and "confusion matrix (rows: true class, columns: predicted)" in out
     for name in ("animal", "color", "sky"):
         assert any(line.split()[:1] == [name] and len(line.split()) == 4 for line in out.splitlines())
-    png = (result.run_dir / "eval" / "eval" / "confusion.png").read_bytes()
+    png = (result.run_dir / "evals" / "heldout" / "confusion.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
     # --data: another file, saved under its own name; the first report stays
     other = topic_data["train"]
     assert main(["eval", str(result.run_dir), "--data", str(other), "--limit", "9"]) == 0
-    again = json.loads((result.run_dir / "eval" / "train" / "eval.json").read_text())
-    assert again["total"] == 9 and (result.run_dir / "eval" / "eval" / "eval.json").is_file()
+    again = json.loads((result.run_dir / "evals" / "train" / "eval.json").read_text())
+    assert again["total"] == 9 and (result.run_dir / "evals" / "heldout" / "eval.json").is_file()
 
 
 def test_classification_eval_refuses_unknown_labels(cls_recipe, tmp_path, capsys):
@@ -43,7 +43,7 @@ def test_classification_eval_refuses_unknown_labels(cls_recipe, tmp_path, capsys
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert f"{bad}:2: label 'pets' is not one the run was trained on (animal, color, sky)" in err
-    assert not (run / "eval").exists()
+    assert not (run / "evals").exists()
 
 
 def test_generative_eval_loss_matches_the_trainer(tiny_recipe, capsys):
@@ -53,7 +53,7 @@ def test_generative_eval_loss_matches_the_trainer(tiny_recipe, capsys):
     capsys.readouterr()
     assert main(["eval", str(result.run_dir), "--batch-size", "8", "--max-new-tokens", "4"]) == 0
     out = capsys.readouterr().out
-    saved = json.loads((result.run_dir / "eval" / "eval" / "eval.json").read_text())
+    saved = json.loads((result.run_dir / "evals" / "heldout" / "eval.json").read_text())
     assert saved["loss"] == pytest.approx(theirs, rel=1e-4)
     assert saved["perplexity"] == pytest.approx(2.718281828 ** theirs, rel=1e-4)
     assert saved["answers"]["total"] == 8 and "exact match" in out and "perplexity" in out
@@ -66,7 +66,7 @@ def test_generative_eval_with_a_user_metric(tiny_recipe, tmp_path, monkeypatch, 
     monkeypatch.syspath_prepend(str(tmp_path))
     run = train(tiny_recipe("lora"), echo=lambda *_: None).run_dir
     assert main(["eval", str(run), "--metric", "my_metric:ref_words", "--max-new-tokens", "4"]) == 0
-    saved = json.loads((run / "eval" / "eval" / "eval.json").read_text())["answers"]
+    saved = json.loads((run / "evals" / "heldout" / "eval.json").read_text())["answers"]
     assert saved["metric"] == "my_metric:ref_words" and saved["score"] == 2.0  # "<word> <word>" answers
     assert main(["eval", str(run), "--metric", "my_metric:nope"]) == 2
     assert "--metric: cannot load 'my_metric:nope'" in capsys.readouterr().err
@@ -86,4 +86,4 @@ def test_preference_rows_for_an_sft_run_are_refused_in_one_line(tiny_recipe, tmp
     assert main(["eval", str(run), "--data", str(pairs)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--data: preference rows score a preference run; this is an sft run" in err
-    assert not (run / "eval").exists()
+    assert not (run / "evals").exists()

@@ -29,7 +29,7 @@ def test_minilm_head_only_then_eval_shows_a_large_gain(tmp_path, capsys):
     assert main(["eval", str(run)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"accuracy {after['accuracy']:.3f}") and f"macro F1 {after['macro_f1']:.3f}" in out
-    assert "confusion matrix" in out and (run / "eval" / "eval" / "confusion.png").is_file()
+    assert "confusion matrix" in out and (run / "evals" / "heldout" / "confusion.png").is_file()
     # only the classifier was saved: 384 x 4 weights and 4 biases
     from safetensors import safe_open
 

@@ -40,7 +40,7 @@ def test_dpo_run_reads_back_evaluates_and_merges(dpo_recipe, tmp_path, capsys):
     assert main(["eval", str(run)]) == 0
     printed = capsys.readouterr().out
     assert "reward accuracy" in printed
-    scored = json.loads((run / "eval" / "eval" / "eval.json").read_text())
+    scored = json.loads((run / "evals" / "heldout" / "eval.json").read_text())
     after = result.scores["after"]  # eval scores the run against the reference it trained against
     assert after["reward_margin"] > 0.1
     assert scored["reward_accuracy"] == after["reward_accuracy"]
@@ -95,7 +95,7 @@ def test_eval_of_an_init_from_run_scores_against_that_run(strategy, opts, tiny_r
                               "training.learning_rate=1e-2", f"output_dir={tmp_path / 'dpo'}", **opts),
                    echo=lambda line: None)
     assert main(["eval", str(result.run_dir)]) == 0
-    scored = json.loads((result.run_dir / "eval" / "eval" / "eval.json").read_text())
+    scored = json.loads((result.run_dir / "evals" / "heldout" / "eval.json").read_text())
     after = result.scores["after"]
     assert after["reward_margin"] != 0
     assert scored["reward_margin"] == pytest.approx(after["reward_margin"], rel=1e-3, abs=1e-5)

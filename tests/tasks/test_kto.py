@@ -46,7 +46,7 @@ def test_a_few_steps_widen_the_margin_and_eval_and_merge_read_the_run(kto_recipe
     capsys.readouterr()
     assert main(["eval", str(result.run_dir)]) == 0
     assert "margin" in capsys.readouterr().out
-    scored = json.loads((result.run_dir / "eval" / "eval" / "eval.json").read_text())
+    scored = json.loads((result.run_dir / "evals" / "heldout" / "eval.json").read_text())
     assert scored["reward_margin"] == pytest.approx(after["reward_margin"], rel=1e-3)
     assert main(["merge", str(result.run_dir), "--out", str(tmp_path / "merged")]) == 0
 
