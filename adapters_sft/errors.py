@@ -55,7 +55,7 @@ def _expected_load_failure(exc: BaseException) -> bool:
 
 
 @contextmanager
-def unreadable(what: str, fix: str) -> Iterator[None]:
+def unreadable(what: str, fix: str, reason: bool = True) -> Iterator[None]:
     """Turn the expected failures of loading `what` into one line: what, why, and `fix`.
     Anything else (a bug of ours) keeps its traceback."""
     try:
@@ -65,4 +65,4 @@ def unreadable(what: str, fix: str) -> Iterator[None]:
     except Exception as exc:
         if not _expected_load_failure(exc):
             raise
-        raise UserError(f"{what}: {first_line(exc)}; {fix}") from None
+        raise UserError(f"{what}: {first_line(exc)}; {fix}" if reason else f"{what}; {fix}") from None

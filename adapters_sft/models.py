@@ -53,6 +53,18 @@ def resolve_model(ref: str) -> str:
     hint = did_you_mean(ref, builtin_aliases(), cutoff=0.6) if "/" not in ref else ""
     if hint:
         raise UserError(f"model: '{ref}' is not a built-in alias nor a folder here{hint}")
+    parent = Path(ref).parent
+    if parent != Path(".") and parent.is_dir():  # runs/numbrs where runs/ is a folder here
+        near = did_you_mean(Path(ref).name, [p.name for p in parent.iterdir() if p.is_dir()])
+        raise UserError(f"model: '{ref}' does not exist (no such folder in {parent}/{near}); "
+                        "check the path, or give a hub id (org/name) or a built-in alias")
+    from . import hub
+
+    if not hub.can_be_hub_id(ref):
+        raise UserError(f"model: '{ref}' is not a folder here nor a hub id (org/name: letters, "
+                        f"digits, '-', '_', '.'); give a model folder, a hub id or a built-in "
+                        f"alias ({aliases})")
+    hub.reachable()  # offline: cached files only, at once, instead of retries with backoff
     return ref
 
 
@@ -140,7 +152,7 @@ def load_config(ref: str, trust_remote_code: bool = False) -> Any:
     from transformers import AutoConfig
 
     path = resolve_model(ref)
-    with unreadable(*_failure(ref, path, "config")):
+    with _loading(ref, path, "config"):
         return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
 
 
@@ -148,7 +160,7 @@ def load_tokenizer(ref: str, trust_remote_code: bool = False) -> Any:
     from transformers import AutoTokenizer
 
     path = resolve_model(ref)
-    with unreadable(*_failure(ref, path, "tokenizer")):
+    with _loading(ref, path, "tokenizer"):
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -165,7 +177,7 @@ def load_model(ref: str, load_kwargs: dict[str, Any], trust_remote_code: bool = 
     load_config(ref, trust_remote_code)
     path = resolve_model(ref)
     safetensors = _has_safetensors(path)
-    with unreadable(*_failure(ref, path, "weights")):
+    with _loading(ref, path, "weights"):
         return cls.from_pretrained(path, trust_remote_code=trust_remote_code,
                                    use_safetensors=safetensors, **load_kwargs)
 
@@ -175,10 +187,26 @@ _FIXES = {"config": "correct that field, or save the model again with save_pretr
           "tokenizer": "the tokenizer files are damaged or missing: copy them from the model's source"}
 
 
+def _loading(ref: str, path: str, part: str) -> Any:
+    """`errors.unreadable` for loading `part` of `ref`; offline, the library's own words (it
+    could not connect) add nothing to ours."""
+    from . import hub
+
+    offline = not Path(path).is_dir() and bool(hub.offline_reason())
+    return unreadable(*_failure(ref, path, part), reason=not offline)
+
+
 def _failure(ref: str, path: str, part: str) -> tuple[str, str]:
     """(what, fix) naming the file that failed to load, for `errors.unreadable`."""
     folder = Path(path)
     if not folder.is_dir():
+        from . import hub
+
+        offline = hub.offline_reason()
+        if offline:
+            return (f"model: '{ref}' is not a folder here, and as a hub id its {part} cannot "
+                    f"be fetched: {offline}, and it is not in the local hub cache", "give a local folder or a built-in alias, or fetch it "
+                                       "on a machine that reaches the hub")
         return (f"model: cannot load {part} of '{ref}'",
                 "give a local folder, a reachable hub id or a built-in alias")
     what = f"model: {folder / 'config.json'}" if part == "config" else f"model: {part} in {folder}"

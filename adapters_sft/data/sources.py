@@ -216,12 +216,16 @@ def _hub(ref: str, key: str) -> Iterator[Row]:
     name, config, split = parse_hub(ref)
     if not name:
         raise UserError(f"{key}: '{ref}' names no dataset; write hub:ID[:CONFIG][@SPLIT]")
+    from .. import hub
+
+    offline = hub.offline_reason()  # offline: the local cache only, at once, not retries
     try:
         dataset = load_dataset(name, config, split=split)
     except Exception as exc:  # network, missing dataset, bad config: datasets uses many types
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        reason = (f"{offline}, and it is not in the local cache" if offline else
+                  (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200])
         raise UserError(f"{key}: cannot load hub dataset '{name}' (config {config}, split "
                         f"{split}): {reason}; check the id, or download the files and point "
-                        f"{key} at them") from None
+                        f"{key.rpartition(': ')[2]} at them") from None
     for i, value in enumerate(dataset, 1):
         yield Row(f"{ref}: record {i}", value)
