@@ -85,3 +85,62 @@ def test_chat_through_a_pseudo_terminal(tiny_recipe):
     assert proc.wait(timeout=60) == 0
     os.close(leader)
     assert seen.count(b"you> ") == 2 and b"bot> " in seen, seen
+
+
+def _reader(lines):
+    it = iter(lines)
+
+    def read(prompt):
+        try:
+            return next(it)
+        except StopIteration:
+            raise EOFError from None
+    return read
+
+
+def test_a_message_spans_lines_in_a_block_or_with_backslashes():
+    from adapters_sft.cli.chat import read_message
+
+    assert read_message(_reader(['"""', "Convert this date.", "", "July 4, 1976", '"""'])) == \
+        "Convert this date.\n\nJuly 4, 1976"
+    assert read_message(_reader(["Convert this date.\\", "July 4, 1976"])) == "Convert this date.\nJuly 4, 1976"
+    assert read_message(_reader(["one line"])) == "one line"
+
+
+def test_ctrl_c_stops_the_reply_only_and_the_history_goes_on(tiny_recipe):
+    import signal
+
+    _, session = _session(tiny_recipe)
+    session.max_new_tokens = 200
+    pieces: list[str] = []
+
+    def write(chunk):
+        pieces.append(chunk)
+        if "bot> " in pieces and len(pieces) - pieces.index("bot> ") == 3:  # mid-reply: Ctrl-C
+            os.kill(os.getpid(), signal.SIGINT)
+
+    before = signal.getsignal(signal.SIGINT)
+    loop(session, _reader(["what is cat", "what is dog", "/quit", "never read"]), write)
+    assert signal.getsignal(signal.SIGINT) is before  # our handler lived only during the reply
+    assert " (stopped)" in pieces
+    roles = [m["role"] for m in session.history]
+    assert roles == ["user", "assistant", "user", "assistant"]  # the second message was answered
+    generated = len(session.tokenizer(session.history[1]["content"])["input_ids"])
+    assert generated < 200
+
+
+def test_save_writes_a_row_train_reads_and_never_overwrites(tiny_recipe, tmp_path):
+    from adapters_sft.data.load import read_split
+
+    _, session = _session(tiny_recipe)
+    out = tmp_path / "chat.jsonl"
+    said: list[str] = []
+    loop(session, _reader([f"/save {out}"]), said.append)
+    assert "(nothing to save yet)\n" in said and not out.exists()
+    # a finished exchange (the tiny model's answers are often empty, which train refuses)
+    session.history = [{"role": "user", "content": "what is cat"}, {"role": "assistant", "content": "animal"}]
+    loop(session, _reader([f"/save {out}", f"/save {out}", "/exit"]), said.append)
+    assert f"(saved 2 messages to {out})\n" in said
+    assert f"({out} exists; give another name (nothing was written))\n" in said
+    split, fmt = read_split(str(out), "data.train")
+    assert fmt == "messages" and split.rows[0]["messages"] == session.history
