@@ -41,6 +41,15 @@ def durable(base: type) -> type:
 
     class Durable(measured(base)):  # type: ignore[misc, valid-type]
         keep_checkpoints: int = 2
+        stop_request: StopRequest | None = None  # set by trainer.train
+
+        def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+            # the Trainer logs its end-of-run summary (train_runtime, train_loss) after a stop
+            # on a signal too, where it would read as a finished run before "stopped by SIGINT"
+            stopped = self.stop_request is not None and self.stop_request.signum is not None
+            if stopped and "train_runtime" in logs and self.state.global_step < self.state.max_steps:
+                return
+            super().log(logs, *args, **kwargs)
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)

@@ -174,6 +174,7 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
     with _env(TENSORBOARD_LOGGING_DIR=str(work / rundir.TENSORBOARD)):  # read as the Trainer starts
         trainer, strategy, splits = build_trainer(recipe, work, [logger, schedule] if main else [schedule],
                                                   data)
+    trainer.stop_request = stop
     eval_rows = data[1].eval_rows or []  # held-out rows as training rows went through the template
     tokenizer = trainer.processing_class
     # the before-training score of an interrupted run was saved when it was taken

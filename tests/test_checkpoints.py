@@ -126,6 +126,7 @@ def test_signal_saves_a_checkpoint_and_says_how_to_resume(sig, code, write_recip
     last = stopped.stderr.strip().splitlines()[-1]
     assert last.startswith(f"adapters-sft: stopped by SIG{sig} at step 3") and "Traceback" not in stopped.stderr
     assert f"adapters-sft resume {tmp_path / 'sig'}" in last
+    assert "train_runtime" not in stopped.stdout + stopped.stderr  # no finished-looking summary
     assert not (tmp_path / "sig").exists()
     found, _ = checkpoints.latest(tmp_path / ".sig.partial" / "checkpoints")
     assert found is not None and found.name == "checkpoint-3"
