@@ -224,3 +224,18 @@ def test_a_refusal_leaves_no_new_parent_folder(recipe_file, tmp_path, capsys):
     with exclusive(tmp_path / "kept" / "x" / "y", "--out"):
         (tmp_path / "kept" / "x" / "y").mkdir()
     assert (tmp_path / "kept" / "x" / "y").is_dir()
+
+
+def test_every_file_of_a_run_has_the_umasks_modes(tiny_recipe, tmp_path):
+    """The weights too: transformers saves them through a private (0600) temp file."""
+    from adapters_sft.trainer import train
+
+    old = os.umask(0o022)
+    try:
+        run = train(tiny_recipe("full", "eval.metric=none"), echo=lambda line: None).run_dir
+    finally:
+        os.umask(old)
+    modes = {str(p.relative_to(run)): p.stat().st_mode & 0o777 for p in run.rglob("*")}
+    assert any(name.endswith(".safetensors") for name in modes)
+    assert {n: m for n, m in modes.items() if m != (0o755 if (run / n).is_dir() else 0o644)} == {}
+    assert run.stat().st_mode & 0o777 == 0o755
