@@ -13,11 +13,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _headline(name: str) -> str:
-    for line in (recipes_root() / f"{name}.yaml").read_text().splitlines():
-        if line.startswith("#") and not line.lstrip("# ").lower().startswith("run:"):
-            return line.lstrip("# ").strip()
-    return ""
+def description(name: str) -> str:
+    """A shipped recipe's description: its header comment up to the `# Run:` line, whole (a
+    description may take several lines; cutting at the first would end mid-sentence)."""
+    lines = []
+    for line in (recipes_root() / f"{name}.yaml").read_text(encoding="utf-8").splitlines():
+        text = line.lstrip("# ").strip()
+        if not line.startswith("#") or text.lower().startswith("run:"):
+            break
+        lines.append(text)
+    return " ".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     width = max(map(len, [*names, *builtin_aliases()]), default=10) + 2
     print("Recipes (adapters-sft show NAME; adapters-sft train NAME):")
     for name in names:
-        print(f"  {name:<{width}}{_headline(name)}")
+        print(f"  {name:<{width}}{description(name)}")
     print("\nStrategies:")
     for name in strategy_names():
         print(f"  {name:<{width}}{get_strategy(name).summary}")

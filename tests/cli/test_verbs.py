@@ -14,6 +14,18 @@ def test_ls_lists_recipes_strategies_and_aliases(capsys):
         assert name in out
 
 
+def test_ls_prints_each_recipes_whole_description(capsys):
+    from adapters_sft.cli.ls import description
+    from adapters_sft.recipe import recipe_names
+
+    assert main(["ls"]) == 0
+    out = capsys.readouterr().out
+    for name in recipe_names():
+        text = description(name)
+        assert text and text[-1] in ".)", f"{name}: the description ends mid-sentence: {text!r}"
+        assert f"{name}  " in out and text in out
+
+
 def test_help_ls_and_show_import_no_ml_library():
     import subprocess
 
