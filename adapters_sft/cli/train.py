@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     quiet_libraries()
     if (args.nproc * args.nnodes > 1 or sharded(recipe)) and not launched():
         return launch(recipe, args)
+    if not launched():
+        gpu_recipe_here(recipe, args)
     # launched processes were planned by the launching command
     gate = (lambda data: check_plan(recipe, args, data)) if not launched() else None
     result = train(recipe, echo=lambda line: print(f"adapters-sft: {line}", flush=True), gate=gate)
@@ -87,26 +89,43 @@ def launch(recipe: Any, args: argparse.Namespace) -> int:
     return status
 
 
-def check_plan(recipe: Any, args: argparse.Namespace, data: Any, processes: int = 1) -> None:
+def check_plan(recipe: Any, args: argparse.Namespace, data: Any, processes: int = 1) -> bool:
     """Print the plan's verdict for this machine once the data is prepared (no weights loaded
     yet), for rows as long as the longest one; refuse a run it says cannot fit, unless
-    --ignore-plan. A recipe the plan cannot estimate trains unplanned, saying why."""
+    --ignore-plan. A recipe the plan cannot estimate trains unplanned, saying why (False).
+    `data` None: before the data is read, for rows of data.max_length."""
     from ..errors import UserError
     from ..plan import estimate
     from ..plan.target import this_machine
 
     try:
-        est = estimate(recipe, this_machine(), longest_row(recipe, data[1]), processes)
+        est = estimate(recipe, this_machine(), longest_row(recipe, data[1]) if data else None, processes)
     except Exception as exc:  # not modelled, or no config yet (a hub model not downloaded)
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"adapters-sft: plan: no estimate ({reason}); training unplanned", flush=True)
-        return
+        return False
     print(f"adapters-sft: {est.verdict()}", flush=True)
     if not est.fits and not args.ignore_plan:
         words = " ".join([args.recipe, *args.overrides])
         raise UserError(f"plan: the run would need about {est.needed / 2**30:.1f} GiB, more than "
                         f"the {est.target.memory / 2**30:.1f} GiB of {est.target.name}; "
                         f"'adapters-sft plan {words}' lists changes that fit, or add --ignore-plan")
+    return True
+
+
+def gpu_recipe_here(recipe: Any, args: argparse.Namespace) -> None:
+    """A recipe made for a GPU, on a machine without one: before anything else (no data read,
+    no model fetched), say so and plan it for this machine; refuse what will not fit."""
+    from ..loading import cuda
+    from ..plan import meant_for_note
+    from ..plan.target import meant_for
+
+    card = meant_for(recipe.name)
+    if card is None or cuda():
+        return
+    if not check_plan(recipe, args, None):  # the plan's own line says it where there is one
+        print(f"adapters-sft: note: {meant_for_note(recipe.name, *card)}; training on the CPU",
+              flush=True)
 
 
 def longest_row(recipe: Any, prepared: Any) -> int | None:

@@ -81,10 +81,29 @@ class Estimate:
         each = f" for {self.processes} processes" if self.processes > 1 and not self.target.cuda else \
             " a process" if self.processes > 1 else ""
         host = f"; {gib(self.host)} of activations offloaded to host RAM" if self.host else ""
-        return (f"plan: needs about {gib(self.needed)}{each} of {gib(self.target.memory)} on "
+        return (f"plan: {self.gpu_recipe_note()}needs about {gib(self.needed)}{each} of {gib(self.target.memory)} on "
                 f"{self.target.name}: {word} ({self.settings.batch} x {self.settings.length} tokens, "
                 f"{self.settings.dtype}, gradient checkpointing {'on' if self.settings.checkpointing else 'off'}"
                 f"{host})")
+
+
+    def gpu_recipe_note(self) -> str:
+        """'' unless a recipe made for a GPU is planned on a machine without one: say so first,
+        and how to plan the card it is for."""
+        from .target import meant_for
+
+        card = meant_for(self.recipe)
+        if card is None or self.target.cuda:
+            return ""
+        count, size = card
+        return meant_for_note(self.recipe, count, size) + "; here it "
+
+
+def meant_for_note(recipe: str, count: int, size: str) -> str:
+    gpus = f"{count} GPUs of {size[:-2]} GB" if count > 1 else f"a {size[:-2]} GB GPU"
+    flags = f"--gpu {size}" + (f" --nproc {count}" if count > 1 else "")
+    return (f"{recipe} is a recipe for {gpus} and this machine has no GPU "
+            f"('adapters-sft plan {recipe} {flags}' plans that card)")
 
 
 def gib(n: int) -> str:

@@ -40,6 +40,16 @@ class Target:
     overhead_note: str
 
 
+# a shipped recipe's folder names the card it is for: gpu-24gb/, gpu-2x24gb/ (two of them)
+_MEANT_FOR = re.compile(r"(?:^|/)gpu-(?:(\d+)x)?(\d+)gb(?:/|$)")
+
+
+def meant_for(recipe_name: str) -> tuple[int, str] | None:
+    """(GPUs, '24GB') for a recipe made for a GPU (its name is under gpu-SIZE/), else None."""
+    found = _MEANT_FOR.search(recipe_name.replace("\\", "/"))
+    return (int(found.group(1) or 1), f"{found.group(2)}GB") if found else None
+
+
 def named_gpu(name: str) -> Target:
     key = name.strip().lower().removeprefix("rtx").strip().replace(" ", "")
     if key in GPUS:

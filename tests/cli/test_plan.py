@@ -133,3 +133,29 @@ def test_plan_refuses_what_it_cannot_plan(llama_8b, no_weights, capsys):
         assert main(["plan", "gpu-24gb/llama-3.1-8b-qlora", f"model={llama_8b}", "--gpu", "24GB"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"no '{field}'" in err, err
+
+
+def test_a_gpu_recipe_on_a_machine_without_one_says_so_before_anything_else(no_weights, tmp_path,
+                                                                           monkeypatch, capsys):
+    """Before the data is read or the model fetched: the plan line says whom the recipe is for,
+    the run that cannot fit is refused, and nothing is created (no runs/gpu-24gb/)."""
+    import socket
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: pytest.fail("asked the hub"))
+    monkeypatch.chdir(tmp_path)
+    data = Path(__file__).resolve().parents[2] / "adapters_sft" / "datasets" / "dates" / "train.jsonl"
+    assert main(["train", "gpu-24gb/llama-3.1-8b-qlora", f"data.train={data}"]) == 2
+    out, err = capsys.readouterr()
+    first = out.splitlines()[0]
+    assert first.startswith("adapters-sft: plan: gpu-24gb/llama-3.1-8b-qlora is a recipe for a 24 GB "
+                            "GPU and this machine has no GPU ('adapters-sft plan "
+                            "gpu-24gb/llama-3.1-8b-qlora --gpu 24GB' plans that card); here it needs about")
+    assert "does NOT fit" in first and err.startswith("adapters-sft: error: plan: the run would need")
+    assert list(tmp_path.iterdir()) == []
+    # plan itself says so too, and plans the card when asked
+    assert main(["plan", "gpu-2x24gb/llama-3.1-70b-qlora"]) in (0, 1)
+    assert "is a recipe for 2 GPUs of 24 GB and this machine has no GPU ('adapters-sft plan " \
+           "gpu-2x24gb/llama-3.1-70b-qlora --gpu 24GB --nproc 2' plans that card)" in capsys.readouterr().out
