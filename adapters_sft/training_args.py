@@ -44,9 +44,7 @@ def training_args(recipe: Recipe, output_dir: Path | None = None, has_eval: bool
     task = get_task(recipe.task)
     config_cls = task.config_class()
     ours, training = knobs.split(recipe)
-    training_keys.check(training, config_cls, knobs.KEYS, recipe.where)
-    training_keys.check_reporters(training, recipe.where)
-    training_keys.check_evaluation(training, has_eval, recipe.where)
+    training_keys.check_recipe(recipe, config_cls, has_eval)
     from .distributed import world_size
 
     on_gpu = cuda()

@@ -19,28 +19,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import load_splits
     from ..errors import UserError
+    from ..preflight import fatal_line, rules
     from ..recipe import load_recipe
-    from ..registry import get_task, task_names
+    from ..registry import get_task
     from ..training_args import training_args
 
     recipe = load_recipe(args.recipe, args.overrides)
-    splits = load_splits(recipe)
+    splits = rules(recipe)  # what train refuses before tokenizing, refused with its lines
     config = training_args(recipe, has_eval=splits.eval is not None)
-    task, mismatch = get_task(recipe.task), ""
-    try:
-        task.check_data(recipe, splits.kind)
-    except UserError as exc:  # still show the data, as the task that trains on it reads it
-        mismatch = str(exc)
-        task = next((get_task(n) for n in task_names() if splits.kind in get_task(n).data_kinds), task)
-    report = task.prepare(recipe, splits, config).report
-    if mismatch:
-        report.warnings.append(f"{mismatch} (shown here as task {task.name} reads it)")
+    report = get_task(recipe.task).prepare(recipe, splits, config).report
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     print(f"check {recipe.name}: model {recipe.model}")
     print(report.render(color))
     if report.fatal:
-        raise UserError(f"data: {len(report.fatal)} problem(s) found (listed above); the first: "
-                        f"{report.fatal[0]}")
+        raise UserError(fatal_line(report))
     return 0

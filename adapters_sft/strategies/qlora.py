@@ -50,9 +50,16 @@ class QLoraOptions(LoraOptions):
 
 
 def require_bitsandbytes(bits: int) -> None:
+    """Installed, found without importing it (its import takes seconds, and loads torch)."""
+    import importlib.util
+    import sys
+
     try:
-        import bitsandbytes  # noqa: F401
-    except ImportError:
+        found = sys.modules["bitsandbytes"] is not None if "bitsandbytes" in sys.modules else \
+            importlib.util.find_spec("bitsandbytes") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
         raise UserError(f"strategy.bits: {bits}-bit loading needs bitsandbytes: run "
                         "'pip install bitsandbytes', or use strategy 'lora'") from None
 

@@ -56,3 +56,32 @@ def test_validate_reads_the_data_and_prints_the_resolved_recipe(capsys):
     out = capsys.readouterr().out
     assert "data: 400 training rows (messages), 60 held-out rows" in out
     assert "  r: 4" in out and out.rstrip().endswith("is valid")
+
+
+def test_validate_answers_without_importing_the_ml_libraries(tmp_path):
+    """Once the Trainer config's schema is cached (the first validate writes it), validate
+    reads the recipe, the bundled data and every key without torch, transformers or TRL."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "ADAPTERS_SFT_CACHE": str(tmp_path)}
+    code = ("import sys; from adapters_sft.cli.main import main; "
+            "assert main(['validate', 'smollm2-135m/qlora', 'training.learning_rate=1e-4']) == 0; "
+            "print(sorted({'torch', 'transformers', 'trl', 'bitsandbytes'} & set(sys.modules)))")
+    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert list(tmp_path.glob("schemas/sft-*.json")), first.stdout
+    again = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert again.stdout.strip().splitlines()[-1] == "[]", again.stdout
+
+
+def test_the_cached_schema_is_the_config_class(tmp_path, monkeypatch):
+    from trl import SFTConfig
+
+    from adapters_sft import training_keys
+    from adapters_sft.registry import get_task
+
+    monkeypatch.setenv("ADAPTERS_SFT_CACHE", str(tmp_path))
+    written = training_keys.schema(get_task("sft"))   # from the class, then cached
+    read = training_keys.schema(get_task("sft"))      # from the cache
+    assert written == read == training_keys.Schema.of(SFTConfig)
+    assert "learning_rate" in read.fields and read.hints["max_steps"] is int

@@ -109,15 +109,20 @@ def test_duplicates_are_a_warning(capsys, tiny_recipe, tiny_data, tmp_path):
     assert code == 0 and "warning: data.train: 1 duplicate row(s) (" in out and "dup.jsonl:33 repeats" in out
 
 
-def test_classification_data_is_checked_but_not_trained_by_sft(capsys, tiny_recipe, tmp_path):
+def test_classification_data_with_an_sft_recipe_is_refused_as_train_refuses_it(capsys, tiny_recipe, tmp_path):
     path = tmp_path / "c.csv"
     path.write_text("text,label\nred,colour\ncat,animal\nblue,colour\n")
-    code, out, _ = _check(capsys, tiny_recipe("lora").source, f"data.train={path}", "data.eval=null")
-    assert code == 0 and "format: classification" in out and "labels {'animal': 1, 'colour': 2}" in out
-    with pytest.raises(UserError, match="holds classification rows"):
-        train(tiny_recipe("lora", f"data.train={path}", "data.eval=null"), echo=lambda *_: None)
-    path.write_text("text,label\nred,colour\nblue,colour\n")
     code, out, err = _check(capsys, tiny_recipe("lora").source, f"data.train={path}", "data.eval=null")
+    assert code == 2 and "holds classification rows" in err and "ready to train" not in out
+    with pytest.raises(UserError, match="holds classification rows") as refused:
+        train(tiny_recipe("lora", f"data.train={path}", "data.eval=null"), echo=lambda *_: None)
+    assert str(refused.value) in err
+    code, out, _ = _check(capsys, tiny_recipe("lora").source, f"data.train={path}", "data.eval=null",
+                          "task=classification")
+    assert code == 0 and "format: classification" in out and "labels {'animal': 1, 'colour': 2}" in out
+    path.write_text("text,label\nred,colour\nblue,colour\n")
+    code, out, err = _check(capsys, tiny_recipe("lora").source, f"data.train={path}", "data.eval=null",
+                            "task=classification")
     assert code == 2 and "only one label" in err
 
 

@@ -130,13 +130,14 @@ def test_check_shows_an_unpaired_row_with_its_label(tiny_recipe, tmp_path, capsy
     assert f"[undesirable] [[{GOOD}<|im_end|>\n]]" in out
 
 
-def test_check_of_pairs_under_task_sft_shows_them_and_names_the_task(tiny_recipe, tmp_path, capsys):
+def test_check_of_pairs_under_task_sft_is_refused_naming_the_task(tiny_recipe, tmp_path, capsys):
     from adapters_sft.cli.main import main
 
     path = tmp_path / "pairs.jsonl"
     path.write_text(json.dumps(PAIR) + "\n")
-    assert main(["check", tiny_recipe("lora").source, f"data.train={path}", "data.eval=null", "--color",
-                 "never"]) == 0
+    args = [tiny_recipe("lora").source, f"data.train={path}", "data.eval=null"]
+    assert main(["check", *args, "--color", "never"]) == 2  # as train refuses them
+    assert "set task=dpo" in capsys.readouterr().err
+    assert main(["check", *args, "task=dpo", "--color", "never"]) == 0
     out = capsys.readouterr().out
     assert "train: 1 pairs" in out and f"[chosen] [[{GOOD}<|im_end|>\n]]" in out
-    assert "warning: " in out and "set task=dpo" in out and "(shown here as task dpo reads it)" in out
