@@ -31,20 +31,20 @@ def held_out(recipe: Any, data: str | None, run: Path | None = None) -> tuple[An
     else (runs from before they were saved) the recipe's data files."""
     from .data.formats import kind_of
     from .data.load import load_splits, read_split
-    from .rundir import HELDOUT, read_heldout
+    from .rundir import OWN_SPLIT, read_heldout
 
     if data:
         split, fmt = read_split(data, "--data", "auto", recipe.data.columns)
         name = Path(data.split(":")[-1]).stem or "data"
-        return (split, kind_of(fmt)), f"{name}-file" if name == HELDOUT else name
+        return (split, kind_of(fmt)), f"{name}-file" if name == OWN_SPLIT else name
     saved = read_heldout(run) if run is not None else None
     if saved is not None:
-        return saved, HELDOUT
+        return saved, OWN_SPLIT
     splits = load_splits(recipe)
     if splits.eval is None:
         raise UserError(f"{recipe.source}: the run has no held-out split (data.eval or data.val_size); "
                         "pass --data PATH")
-    return (splits.eval, splits.kind), HELDOUT
+    return (splits.eval, splits.kind), OWN_SPLIT
 
 
 def evaluate_run(run_dir: str | Path, data: str | None = None, limit: int | None = None,

@@ -79,22 +79,20 @@ def rules(recipe: Recipe, full: bool = True) -> Splits:
     from .registry import get_task
 
     check_model(recipe.model)  # a bad alias, path or config.json
-    if full:
-        load_config(recipe.model, recipe.trust_remote_code)
     check_recipe(recipe, world_size())
     splits = load_data(recipe)
     task = get_task(recipe.task)
     task.check_data(recipe, splits.kind)
     has_eval = splits.eval is not None
-    if full:
-        from .training_args import training_args
-
-        training_args(recipe, has_eval=has_eval)
-    else:
-        training_keys.check_recipe(recipe, training_keys.schema(task), has_eval)
+    training_keys.check_recipe(recipe, training_keys.schema(task), has_eval)
     build_strategy(recipe).preflight()
     check_eval(recipe, splits.kind)
     init_from.check(recipe)
+    if full:  # what needs the libraries imported, after every cheap check
+        from .training_args import training_args
+
+        load_config(recipe.model, recipe.trust_remote_code)
+        training_args(recipe, has_eval=has_eval)
     return splits
 
 

@@ -54,9 +54,9 @@ EVAL = "eval.json"
 LABELS = "labels.json"
 CONFUSION = "confusion.png"
 # `adapters-sft eval`'s reports, a folder per data set: the one thing ever added to a finished
-# run (its own held-out split is HELDOUT, --data FILE is the file's name)
+# run (its own held-out split is OWN_SPLIT, --data FILE is the file's name)
 EVALS = "evals"
-HELDOUT = "heldout"
+OWN_SPLIT = "heldout"
 
 _LIBS = ("adapters-sft", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes")
 

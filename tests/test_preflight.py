@@ -81,8 +81,8 @@ def test_every_rule_has_a_case():
     body = source.split('"""')[2]
     calls = [ln.strip() for ln in body.splitlines() if ln.strip() and not ln.strip().startswith(
         ("from ", "import ", "if ", "else", "#", "return", "splits =", "task =", "has_eval ="))]
-    # check_model, load_config, check_recipe (distributed), check_data, training_args or
-    # training_keys.check_recipe (the keys, with the Trainer's config or its schema), the
-    # strategy's preflight, check_eval, init_from.check: a new line here needs a case above
+    # check_model, check_recipe (distributed), check_data, training_keys.check_recipe (the keys,
+    # against the config's schema), the strategy's preflight, check_eval, init_from.check, then
+    # load_config and training_args (the config itself): a new line here needs a case above
     assert len(calls) == 9, calls
     assert len(REFUSALS) >= len(calls) + 2

@@ -18,6 +18,7 @@ def test_classification_eval_prints_saves_and_draws(cls_recipe, topic_data, caps
     assert main(["eval", str(result.run_dir)]) == 0
     out = capsys.readouterr().out
     saved = json.loads((result.run_dir / "evals" / "heldout" / "eval.json").read_text())
+    assert (result.run_dir / "heldout.json").is_file()  # the held-out rows the run saved
     # the verb reloads the run from disk and agrees with the score taken at the end of training
     assert saved == json.loads((result.run_dir / "eval.json").read_text())["after"]
     assert out.startswith(f"accuracy {saved['accuracy']:.3f}")
