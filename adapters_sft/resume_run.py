@@ -48,6 +48,8 @@ def fingerprint(recipe: Recipe, splits: Splits) -> dict[str, Any]:
             "device": "cuda" if torch.cuda.is_available() else "cpu",
             "data": {"train": _rows_hash(splits.train.rows),
                      "eval": _rows_hash(splits.eval.rows) if splits.eval else None},
+            # for model cards (export/card.py); not compared on resume: the hashes are
+            "rows": {"train": len(splits.train.rows), "eval": len(splits.eval.rows) if splits.eval else 0},
             "strategy": recipe.strategy.name,
             # as saved in recipe.yaml (paths absolute), which is what resume reloads
             "recipe": {k: v for k, v in portable_paths(recipe.to_dict()).items() if k not in _FREE}}

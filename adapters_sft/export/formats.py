@@ -45,11 +45,16 @@ def export_peft(run_dir: str | Path, out: Path, overwrite: bool,
 
     run = open_run(run_dir, "export")
     check_out(out, overwrite, run.path)
+    from .card import base_identity, point_adapter_at_base, write_card
+
+    base = base_identity(run.recipe.model)
     with staged(out) as tmp:
         run.strategy.export_peft(run.artifact, tmp)
+        point_adapter_at_base(tmp, base)
         run.tokenizer.save_pretrained(tmp)
-    echo(f"PEFT adapter written to {out}; load it with PeftModel.from_pretrained(base, '{out}') "
-         f"on base '{run.recipe.model}'")
+        write_card(tmp, run, "peft", "")
+    echo(f"PEFT adapter written to {out} with a model card (README.md); load it with "
+         f"PeftModel.from_pretrained(base, '{out}') on base '{base.ref}'")
     return {"format": "peft", "out": str(out)}
 
 
@@ -59,6 +64,7 @@ def export_gguf(run_dir: str | Path, out: Path, outtype: str, overwrite: bool,
     from ..rundir import staged, write_json
     from . import llamacpp
     from .gguf_file import OUTTYPES, check_exportable, write_gguf
+    from .card import base_identity, card_summary, write_card
     from .ollama import modelfile
 
     if outtype not in (*OUTTYPES, *llamacpp.KQUANTS):
@@ -75,7 +81,8 @@ def export_gguf(run_dir: str | Path, out: Path, outtype: str, overwrite: bool,
         merged = merge_run(run.path, tmp / "merged", "float32", echo=echo, keep_model=True)
         written = "f16" if outtype in llamacpp.KQUANTS else outtype  # k-quants start from f16
         name = f"{run.path.name}.{written}.gguf"
-        write_gguf(merged.model, run.tokenizer, tmp / name, written, run.recipe.name)
+        write_gguf(merged.model, run.tokenizer, tmp / name, written, run.recipe.name,
+                   base_identity(run.recipe.model), card_summary(run))
         shutil.rmtree(tmp / "merged")
         report = roundtrip(merged, run, tmp, name, written, echo)
         if outtype in llamacpp.KQUANTS and not report["failed"]:
@@ -84,6 +91,7 @@ def export_gguf(run_dir: str | Path, out: Path, outtype: str, overwrite: bool,
             (tmp / report["file"]).unlink()  # users asked for the k-quant only
             report.update(checked_as=report["file"], file=name, outtype=outtype)
         (tmp / "Modelfile").write_text(modelfile(name, run.tokenizer))
+        write_card(tmp, run, "gguf", report["file"])
         write_json(tmp / "export_report.json", report)
         if report["failed"]:
             raise CheckFailed(f"the GGUF did not round-trip: {report['failed']}; nothing was "

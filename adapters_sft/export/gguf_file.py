@@ -79,8 +79,10 @@ def llama3_rope_factors(config: Any) -> Any:
     return np.array(factors, dtype=np.float32)
 
 
-def write_gguf(model: Any, tokenizer: Any, path: Path, outtype: str, name: str) -> None:
-    """Write `model` (float32, on CPU) and `tokenizer` to `path` as GGUF."""
+def write_gguf(model: Any, tokenizer: Any, path: Path, outtype: str, name: str,
+               base: Any = None, description: str = "") -> None:
+    """Write `model` (float32, on CPU) and `tokenizer` to `path` as GGUF; `base` (card.Base)
+    and `description` go into GGUF's general.* metadata, as llama.cpp's converter writes them."""
     import gguf
 
     config = model.config
@@ -93,6 +95,13 @@ def write_gguf(model: Any, tokenizer: Any, path: Path, outtype: str, name: str) 
     rope = _rope(config)
     # llama.cpp and transformers both read the name; transformers maps llama + "mistral" back
     writer.add_name(f"{config.model_type} {name}")
+    if description:
+        writer.add_description(description)
+    if base is not None:
+        writer.add_base_model_count(1)
+        writer.add_base_model_name(0, base.ref)
+        if base.hub_id:
+            writer.add_base_model_repo_url(0, f"https://huggingface.co/{base.hub_id}")
     writer.add_context_length(config.max_position_embeddings)
     writer.add_embedding_length(config.hidden_size)
     writer.add_block_count(config.num_hidden_layers)

@@ -121,6 +121,10 @@ def merge_run(run_dir: str | Path, out: str | Path, dtype: str = "auto", overwri
         for label, d in result.quantization.items():
             echo(d.line(f"quantization cost ({label} vs merged)"))
         write_json(tmp / "merge_report.json", _report(run, result))
+        if not keep_model:  # an export's own folder gets the card, not its merged scratch copy
+            from .card import write_card
+
+            write_card(tmp, run, "safetensors", "")
         if not result.drift.within(dtype):
             mean, agree = drift.TOLERANCE[dtype]
             raise CheckFailed(f"merge drifted beyond the {dtype} tolerance (mean |Δlogit| <= {mean}, "

@@ -145,7 +145,11 @@ def stored_as_float(model: Any) -> bool:
 
 def disable_cpu_inference_repack(model: Any) -> None:
     """Keep bitsandbytes from repacking 4-bit CPU weights for inference (see module doc)."""
-    import bitsandbytes as bnb
+    import sys
+
+    bnb = sys.modules.get("bitsandbytes")
+    if bnb is None:  # never imported, so no module is its Linear4bit (plan's meta model): its
+        return       # import alone takes seconds, which `plan` would spend for nothing
 
     for module in model.modules():
         if isinstance(module, bnb.nn.Linear4bit) and hasattr(module, "support_avx512bf16_for_cpu"):

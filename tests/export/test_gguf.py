@@ -28,6 +28,12 @@ def test_f32_gguf_round_trips_exactly(kind, bpe_models, train_run, tmp_path, cap
     path = out / f"{kind}-run.f32.gguf"
     fields = gguf.GGUFReader(str(path)).fields
     assert fields["general.architecture"].contents() == kind
+    # the base's identity and what was trained, in GGUF's own metadata (a local base: its folder)
+    assert fields["general.base_model.count"].contents() == 1
+    assert fields["general.base_model.0.name"].contents() == str(bpe_models[kind])
+    assert "lora (sft) fine-tune of" in fields["general.description"].contents()
+    card = (out / "README.md").read_text()
+    assert "library_name: \"gguf\"" in card and f"llama-cli -m {path.name}" in card
     assert "{% generation %}" not in fields["tokenizer.chat_template"].contents()
     assert "<|im_start|>" in fields["tokenizer.chat_template"].contents()
     # independently of the exporter's own check: the GGUF computes what the run computes

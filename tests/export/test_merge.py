@@ -43,6 +43,8 @@ def test_merge_matches_the_run_and_loads_in_plain_transformers(strategy, bpe_mod
     assert plain_tok.chat_template == tok.chat_template and "{% generation %}" in plain_tok.chat_template
     assert tok.eos_token_id in merged.generation_config.eos_token_id
     assert not list(tmp_path.glob(".merged*")), "staging folder left behind"
+    card = (out / "README.md").read_text()
+    assert "library_name: \"transformers\"" in card and f"Strategy `{strategy}`" in card
 
 
 def test_training_changed_what_the_merge_keeps(bpe_models, train_run, tmp_path):
