@@ -44,6 +44,14 @@ def open_run(run_dir: str | Path, verb: str = "") -> Opened:
     run = Path(run_dir)
     partial = partial_dir(run)
     if not (run / RECIPE).is_file():
+        if not run.exists() and not partial.is_dir():
+            from .errors import did_you_mean
+
+            parent = run.parent if str(run.parent) else Path(".")
+            near = did_you_mean(run.name, [p.name for p in parent.iterdir() if p.is_dir()]) \
+                if parent.is_dir() else ""
+            raise UserError(f"{run}: no such run directory{near}; give the folder a run was "
+                            "saved in (train prints it: 'run saved in ...')")
         if partial.is_dir():
             raise UserError(f"{run}: not a finished run: its training never finished (only the "
                             f"staging folder {partial} exists); train it first: continue it with "

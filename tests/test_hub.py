@@ -73,3 +73,13 @@ def test_a_name_that_cannot_be_a_hub_id_is_refused_before_any_lookup(no_network,
     assert main(["generate", "my model/v 2", "--prompt", "hi"]) == 2
     assert "'my model/v 2' is not a folder here nor a hub id" in capsys.readouterr().err
     assert no_network == []
+
+
+@pytest.mark.parametrize("argv", [["eval"], ["merge", "--out", "m"], ["export", "--format", "peft", "--out", "p"]])
+def test_a_run_path_typo_is_one_line_with_a_suggestion(argv, tmp_path, monkeypatch, no_network, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "lora").mkdir(parents=True)
+    assert main([argv[0], "runs/lorra", *argv[1:]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "runs/lorra: no such run directory (did you mean 'lora'?)" in err
+    assert no_network == [] and sorted(p.name for p in tmp_path.iterdir()) == ["runs"]

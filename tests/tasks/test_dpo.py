@@ -105,5 +105,8 @@ def test_init_from_a_folder_that_is_no_run_names_the_key(dpo_recipe, tmp_path):
     from adapters_sft.errors import UserError
     from adapters_sft.preflight import preflight
 
+    (tmp_path / "nothing").mkdir()
     with pytest.raises(UserError, match=r"init_from: .*nothing: not a finished run: it holds no recipe.yaml"):
         preflight(dpo_recipe("lora", f"init_from={tmp_path / 'nothing'}"), echo=lambda line: None)
+    with pytest.raises(UserError, match=r"init_from: .*nowhere: no such run directory"):
+        preflight(dpo_recipe("lora", f"init_from={tmp_path / 'nowhere'}"), echo=lambda line: None)
