@@ -49,7 +49,7 @@ def test_llama_cpp_loads_tokenizes_and_continues_as_transformers(outtype, lora_r
 def test_q4_k_m_is_made_by_llama_cpp_loads_and_reports_its_cost(lora_run, reference, tmp_path, capsys):
     out = tmp_path / "q"
     assert main(["export", str(lora_run), "--format", "gguf", "--outtype", "q4_k_m", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["Modelfile", "export_report.json", "lora.q4_k_m.gguf"]
+    assert sorted(p.name for p in out.iterdir()) == ["Modelfile", "README.md", "export_report.json", "lora.q4_k_m.gguf"]
     report = json.loads((out / "export_report.json").read_text())
     cost = report["quantized"]["drift_vs_f16"]
     printed = capsys.readouterr().out
