@@ -139,7 +139,7 @@ def place(tmp: Path, out: Path) -> None:
     """Rename the finished folder `tmp` to `out`. Where another process got there first (the
     processes of one run started by torchrun on a fresh machine each convert), the same
     conversion is already in place: keep it and drop ours."""
-    from .rundir import usual_modes
+    from .file_modes import usual_modes
 
     usual_modes(tmp)  # mkdtemp's folder is 0700, the saved weights 0600
     try:
