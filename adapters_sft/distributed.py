@@ -15,26 +15,9 @@ import sys
 from typing import Any, Callable
 
 
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def rank() -> int:
-    return int(os.environ.get("RANK", "0"))
-
-
-def local_rank() -> int:
-    """This process's device index on its machine (CUDA: its GPU)."""
-    return int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def is_main() -> bool:
-    return rank() == 0
-
-
-def main_only(echo: Callable[[str], Any]) -> Callable[[str], Any]:
-    """`echo` on the main process, silence elsewhere: one copy of every line."""
-    return echo if is_main() else (lambda line: None)
+# process identity has its own owner (processes.py: imports nothing of ours, so the data
+# handoff and model loading can ask it without importing the launcher); re-exported here
+from .processes import is_main, local_rank, main_only, rank, world_size  # noqa: E402,F401
 
 
 def barrier() -> None:

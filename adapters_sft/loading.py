@@ -10,19 +10,7 @@ if TYPE_CHECKING:
     from .strategies.base import Strategy
 
 
-def cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def attention() -> str | None:
-    """The attention implementation models load with: FlashAttention 2 on a CUDA GPU where the
-    flash_attn package is installed (it attends within each packed sequence, data/batching.py);
-    otherwise None, transformers' own choice (SDPA where the model supports it, else eager)."""
-    import importlib.util
-
-    return "flash_attention_2" if cuda() and importlib.util.find_spec("flash_attn") else None
+from .hardware import attention, cuda  # noqa: E402,F401 - re-exported: callers ask loading
 
 
 def build_strategy(recipe: Recipe) -> Strategy:
@@ -50,7 +38,7 @@ def model_load_kwargs(recipe: Recipe, strategy: Any) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "dtype": getattr(torch, weight_dtype(recipe, on_gpu, on_gpu and torch.cuda.is_bf16_supported()))}
     if on_gpu:
-        from .distributed import local_rank
+        from .processes import local_rank
 
         kwargs["device_map"] = {"": local_rank()}  # each process its own GPU
     if implementation := attention():

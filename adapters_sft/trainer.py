@@ -79,7 +79,8 @@ def train(recipe: Recipe, echo: Callable[[str], Any] = print,
 
 def _train_exclusive(recipe: Recipe, out: Path, echo: Callable[[str], Any],
                      gate: Callable[[tuple[Splits, Prepared]], None] | None = None) -> RunResult:
-    from . import checkpoints, resume_run, rundir
+    from . import checkpoints, rundir
+    from .fingerprint import fingerprint
     from .preflight import preflight
 
     rundir.check_target(out, recipe.overwrite)
@@ -99,7 +100,7 @@ def _train_exclusive(recipe: Recipe, out: Path, echo: Callable[[str], Any],
         return run_in(recipe, rundir.partial_dir(out), echo, data)
     work = rundir.staging_dir(out)
     rundir.write_recipe(work / rundir.RECIPE, saved_recipe(recipe), out / rundir.RECIPE)
-    rundir.write_json(work / rundir.FINGERPRINT, resume_run.fingerprint(recipe, data[0]))
+    rundir.write_json(work / rundir.FINGERPRINT, fingerprint(recipe, data[0]))
     rundir.write_heldout(work, data[0])
     barrier()
     return run_in(recipe, work, echo, data)

@@ -47,7 +47,7 @@ def load(folder: Path) -> Any:
 
 def handed() -> Path | None:
     """The folder the launching command prepared the data into, in a process it started."""
-    from ..distributed import world_size
+    from ..processes import world_size
 
     folder = os.environ.get(ENV)
     return Path(folder) if folder and world_size() > 1 else None

@@ -107,7 +107,7 @@ def start(recipe: Recipe, splits: Splits, args: Any, trained_as: str = "") -> tu
 def prepare(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
     """Generative (SFT) rows: tokenizer with the training template and pad token, tokenized
     splits and the check report. Nothing here loads model weights."""
-    from ..loading import attention
+    from ..hardware import attention
 
     d = recipe.data
     tokenizer, report = start(recipe, splits, args, splits.kind if splits.kind != splits.format else "")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
 from .target import GIB, Target
+from .term import Term
 
 if TYPE_CHECKING:
     from ..recipe import Recipe
@@ -41,13 +42,6 @@ class Settings:
     optim: str
     offload: bool = False          # training.activation_offloading (TRL's), on a GPU
     mlp_tile: int | None = None    # training.mlp_tile_tokens (tiled_mlp.py)
-
-
-@dataclasses.dataclass
-class Term:
-    name: str
-    bytes: int
-    note: str
 
 
 @dataclasses.dataclass

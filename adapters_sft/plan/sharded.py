@@ -33,7 +33,7 @@ def sharded_terms(terms: list[Any], static: Any, sharding: str, offload: bool,
                   processes: int, wrap: list[str]) -> list[Any]:
     """`terms` (one unsharded process's) as one process of `processes` holds them under
     `sharding`, plus what is gathered whole at the peak."""
-    from . import Term
+    from .term import Term
 
     def split(term: Any, to_cpu: bool) -> Any:
         if to_cpu:
