@@ -1,5 +1,6 @@
-"""Argument types shared by the verbs: numbers with their ranges, checked as argparse reads
-them, so `--batch-size 0` is one line and exit 2 before any model loads."""
+"""What the verbs share: argument types (numbers with their ranges, checked as argparse reads
+them, so `--batch-size 0` is one line and exit 2 before any model loads) and the libraries'
+logging kept quiet."""
 from __future__ import annotations
 
 import argparse
@@ -34,3 +35,16 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"adapters-sft: error: {self.prog}: {message}; see '{self.prog} --help'\n")
+
+
+def quiet_libraries() -> None:
+    """Keep the terminal to our lines and the Trainer's progress bar."""
+    import warnings
+
+    import datasets
+    import transformers
+
+    warnings.filterwarnings("ignore", message=".*pin_memory.*")
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()  # weight-loading bars; the Trainer's bar stays
+    datasets.disable_progress_bars()

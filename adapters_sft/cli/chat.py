@@ -168,7 +168,7 @@ def loop(session: Session, read: Callable[[str], str], write: Callable[[str], An
 
 def run(args: argparse.Namespace) -> int:
     from ..runs import load_model_or_run
-    from .train import quiet_libraries
+    from .args import quiet_libraries
 
     quiet_libraries()
     model, tokenizer = load_model_or_run(args.model, "chat")

@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..eval_run import evaluate_run, summary
     from ..registry import get_task
-    from .train import quiet_libraries
+    from .args import quiet_libraries
 
     quiet_libraries()
     result = evaluate_run(args.run_dir, args.data, args.limit, args.metric, args.batch_size,

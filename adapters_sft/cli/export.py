@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..export import export_run
     from ..rundir import exclusive
-    from .train import quiet_libraries
+    from .args import quiet_libraries
 
     quiet_libraries()
     with exclusive(args.out, "--out"):  # one writer per --out

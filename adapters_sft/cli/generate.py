@@ -69,7 +69,7 @@ def _check_writable(output: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .train import quiet_libraries
+    from .args import quiet_libraries
 
     if args.output and args.output.exists() and not args.overwrite:
         raise UserError(f"--output: '{args.output}' already exists; choose another path or add --overwrite")

@@ -28,7 +28,7 @@ def add_output_options(p: argparse.ArgumentParser, what: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..export.merge import merge_run
     from ..rundir import exclusive
-    from .train import quiet_libraries
+    from .args import quiet_libraries
 
     quiet_libraries()
     with exclusive(args.out, "--out"):  # one writer per --out

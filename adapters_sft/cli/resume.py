@@ -27,7 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..distributed import is_main, launch, world_size
     from ..resume_run import resume
-    from .train import quiet_libraries, report
+    from .args import quiet_libraries
+    from .train import report
 
     quiet_libraries()
     if args.nproc * args.nnodes > 1 and world_size() == 1:  # as many processes as the run had

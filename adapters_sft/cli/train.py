@@ -33,20 +33,8 @@ def add_launch_options(p: argparse.ArgumentParser) -> None:
                         "needed with --nnodes above 1")
 
 
-def quiet_libraries() -> None:
-    """Keep the terminal to our lines and the Trainer's progress bar."""
-    import warnings
-
-    import datasets
-    import transformers
-
-    warnings.filterwarnings("ignore", message=".*pin_memory.*")
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()  # weight-loading bars; the Trainer's bar stays
-    datasets.disable_progress_bars()
-
-
 def run(args: argparse.Namespace) -> int:
+    from .args import quiet_libraries
     from ..distributed import is_main, launched
     from ..recipe import load_recipe
     from ..sharding import sharded
