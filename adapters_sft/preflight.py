@@ -3,6 +3,7 @@ found here, cheaply, before any model loads and before anything is written; each
 one UserError naming the key or file:line and the fix."""
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, Callable
 
 from .data.formats import PREFERENCE_KINDS
@@ -66,7 +67,15 @@ def check_eval(recipe: Recipe, fmt: str) -> None:
                         f"the data is {fmt}; use eval.metric=exact_match for generative data")
 
 
-def rules(recipe: Recipe, full: bool = True) -> Splits:
+@dataclasses.dataclass
+class Ruled:
+    """What the rules built on their way, handed on so nothing is built twice."""
+    splits: Splits
+    args: Any = None   # the Trainer's config (full rules only)
+    start: Any = None  # the run init_from names (runs.Opened), or None
+
+
+def rules(recipe: Recipe, full: bool = True) -> Ruled:
     """Every refusal of a recipe and its data that needs no tokenizer and no weights, in one
     order, so `validate`, `check` and `train` refuse the same things with the same lines.
     `full` (check, train) also reads the model's config with transformers and builds the
@@ -87,25 +96,22 @@ def rules(recipe: Recipe, full: bool = True) -> Splits:
     training_keys.check_recipe(recipe, training_keys.schema(task), has_eval)
     build_strategy(recipe).preflight()
     check_eval(recipe, splits.kind)
-    init_from.check(recipe)
-    if full:  # what needs the libraries imported, after every cheap check
-        from .training_args import training_args
+    start = init_from.check(recipe)
+    if not full:
+        return Ruled(splits, None, start)
+    from .training_args import training_args  # what needs the libraries, after every cheap check
 
-        load_config(recipe.model, recipe.trust_remote_code)
-        training_args(recipe, has_eval=has_eval)
-    return splits
+    load_config(recipe.model, recipe.trust_remote_code)
+    args = training_args(recipe, has_eval=has_eval)
+    return Ruled(splits, args, start)
 
 
 def preflight(recipe: Recipe, echo: Callable[[str], Any]) -> tuple[Splits, Prepared]:
     """Cheap checks first (rules): strategy, data and training keys fail before any model
     loads; then the tokenized data's own problems (check's report)."""
-    from . import init_from
-    from .training_args import training_args
-
-    splits = rules(recipe)
-    args = training_args(recipe, has_eval=splits.eval is not None)
-    start = init_from.check(recipe)
-    prepared = prepare_data(recipe, splits, args)
+    ruled = rules(recipe)
+    splits, start = ruled.splits, ruled.start
+    prepared = prepare_data(recipe, splits, ruled.args)
     if start is not None and start.tokenizer.chat_template != prepared.tokenizer.chat_template:
         echo(f"warning: init_from: {start.path} was trained with another chat template than this "
              "recipe renders; set data.template as that run did")

@@ -23,12 +23,10 @@ def run(args: argparse.Namespace) -> int:
     from ..preflight import fatal_line, rules
     from ..recipe import load_recipe
     from ..registry import get_task
-    from ..training_args import training_args
 
     recipe = load_recipe(args.recipe, args.overrides)
-    splits = rules(recipe)  # what train refuses before tokenizing, refused with its lines
-    config = training_args(recipe, has_eval=splits.eval is not None)
-    report = get_task(recipe.task).prepare(recipe, splits, config).report
+    ruled = rules(recipe)  # what train refuses before tokenizing, refused with its lines
+    report = get_task(recipe.task).prepare(recipe, ruled.splits, ruled.args).report
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     print(f"check {recipe.name}: model {recipe.model}")
     print(report.render(color))

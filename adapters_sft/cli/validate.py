@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     if args.no_data:  # without reading data, assume the held-out split the recipe names
         training_keys.check_recipe(recipe, training_keys.schema(get_task(recipe.task)), True)
     else:
-        splits = rules(recipe, full=False)
+        splits = rules(recipe, full=False).splits
         print(f"data: {len(splits.train.rows)} training rows ({splits.format})"
               + (f", {len(splits.eval.rows)} held-out rows" if splits.eval else ""))
     print(yaml.safe_dump(recipe.to_dict(), sort_keys=False).rstrip())
