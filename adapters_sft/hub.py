@@ -30,32 +30,24 @@ def _offline_by_env() -> bool:
                for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
-_why_offline: list[str] = []  # set once by reachable()
-
-
 @lru_cache(maxsize=1)
-def reachable() -> bool:
-    """One TCP connection to the hub's endpoint, PROBE_SECONDS at most; False switches the
-    process to offline mode (see the module's docstring)."""
-    _why_offline.clear()
+def offline_reason() -> str:
+    """'' when the hub answers one TCP connection (PROBE_SECONDS at most), else why a hub id
+    can only come from the local cache; then the process is switched to offline mode (see the
+    module's docstring). Asked once per process."""
     if _offline_by_env():
-        _why_offline.append("offline mode is on (HF_HUB_OFFLINE)")
+        why = "offline mode is on (HF_HUB_OFFLINE)"
     else:
         url = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
         port = url.port or (443 if url.scheme == "https" else 80)
         try:
             with socket.create_connection((url.hostname or "", port), timeout=PROBE_SECONDS):
-                return True
+                return ""
         except OSError as exc:
-            _why_offline.append(f"the hub ({url.hostname}) cannot be reached from here "
-                                f"({exc.strerror or type(exc).__name__})")
+            why = (f"the hub ({url.hostname}) cannot be reached from here "
+                   f"({exc.strerror or type(exc).__name__})")
     os.environ["HF_HUB_OFFLINE"] = "1"  # for libraries not yet imported, and child processes
     for module in ("huggingface_hub.constants", "datasets.config"):
         if module in sys.modules:
             setattr(sys.modules[module], "HF_HUB_OFFLINE", True)
-    return False
-
-
-def offline_reason() -> str:
-    """'' when the hub answers, else why a hub id can only come from the local cache."""
-    return "" if reachable() else _why_offline[0]
+    return why

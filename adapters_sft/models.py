@@ -64,7 +64,7 @@ def resolve_model(ref: str) -> str:
         raise UserError(f"model: '{ref}' is not a folder here nor a hub id (org/name: letters, "
                         f"digits, '-', '_', '.'); give a model folder, a hub id or a built-in "
                         f"alias ({aliases})")
-    hub.reachable()  # offline: cached files only, at once, instead of retries with backoff
+    hub.offline_reason()  # offline: cached files only, at once, instead of retries with backoff
     return ref
 
 
@@ -244,8 +244,9 @@ def _failure(ref: str, path: str, part: str) -> tuple[str, str]:
         offline = hub.offline_reason()
         if offline:
             return (f"model: '{ref}' is not a folder here, and as a hub id its {part} cannot "
-                    f"be fetched: {offline}, and it is not in the local hub cache", "give a local folder or a built-in alias, or fetch it "
-                                       "on a machine that reaches the hub")
+                    f"be fetched: {offline}, and it is not in the local hub cache",
+                    "give a local folder or a built-in alias, or fetch it on a machine that "
+                    "reaches the hub")
         return (f"model: cannot load {part} of '{ref}'",
                 "give a local folder, a reachable hub id or a built-in alias")
     what = f"model: {folder / 'config.json'}" if part == "config" else f"model: {part} in {folder}"

@@ -22,11 +22,11 @@ def no_network(monkeypatch):
         raise socket.gaierror(-2, "Name or service not known")
 
     monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # restored after the test: reachable() sets it
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # restored after the test: offline_reason() sets it
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    hub.reachable.cache_clear()
+    hub.offline_reason.cache_clear()
     yield tries
-    hub.reachable.cache_clear()
+    hub.offline_reason.cache_clear()
 
 
 @pytest.mark.parametrize("ref, ok", [("HuggingFaceTB/SmolLM2-135M-Instruct", True), ("gpt2", True),

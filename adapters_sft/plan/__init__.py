@@ -80,7 +80,6 @@ class Estimate:
                 f"{self.settings.dtype}, gradient checkpointing {'on' if self.settings.checkpointing else 'off'}"
                 f"{host})")
 
-
     def gpu_recipe_note(self) -> str:
         """'' unless a recipe made for a GPU is planned on a machine without one: say so first,
         and how to plan the card it is for."""
@@ -89,8 +88,7 @@ class Estimate:
         card = meant_for(self.recipe)
         if card is None or self.target.cuda:
             return ""
-        count, size = card
-        return meant_for_note(self.recipe, count, size) + "; here it "
+        return meant_for_note(self.recipe, *card) + "; here it "
 
 
 def meant_for_note(recipe: str, count: int, size: str) -> str:
