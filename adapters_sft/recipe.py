@@ -18,7 +18,7 @@ import yaml
 from .errors import UserError, did_you_mean
 from .checkpoints import CheckpointSection
 from .sharding import DistributedSection
-from .typed import Range, build, check_type, option
+from .typed import Range, build, check_keys, check_type, option
 from .data.formats import FORMATS as DATA_FORMATS
 from .data.templates import NAMED as TEMPLATES
 
@@ -324,13 +324,7 @@ def load_recipe(ref: str, overrides: list[str] | None = None) -> Recipe:
 def _check_top_level(raw: dict[str, Any], where: Callable[[str], str]) -> None:
     """Unknown top-level keys first: a misspelled `stratgy:` would otherwise be reported as
     the section it failed to set (`strategy.name: missing`)."""
-    from .key_aliases import suggest
-
-    names = [f.name for f in dataclasses.fields(Recipe) if f.init]
-    for key in raw:
-        if key not in names:
-            raise UserError(f"{where(str(key))}unknown key '{key}'{suggest(str(key), '', names)}; "
-                            f"valid keys under 'top level': {', '.join(names)}")
+    check_keys(Recipe, raw, "", where)
 
 
 def _validate(raw: dict[str, Any], name: str, path: Path, where: Callable[[str], str]) -> Recipe:

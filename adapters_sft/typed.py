@@ -75,15 +75,10 @@ def build(cls: type[T], values: dict[str, Any], prefix: str,
         raise UserError(f"{where(prefix)}{prefix}: expected a mapping of keys, got {values!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    names = list(fields)
     kwargs = {}
+    check_keys(cls, values, prefix, where)
     for key, value in values.items():
         dotted = f"{prefix}.{key}" if prefix else str(key)
-        if key not in names:
-            from .key_aliases import suggest
-
-            raise UserError(f"{where(dotted)}unknown key '{dotted}'{suggest(str(key), prefix, names)}; "
-                            f"valid keys under '{prefix or 'top level'}': {', '.join(names)}")
         kwargs[key] = check_type(value, hints[key], dotted, where)
         check_range(kwargs[key], fields[key].metadata.get("range"), dotted, where)
     try:
@@ -92,6 +87,20 @@ def build(cls: type[T], values: dict[str, Any], prefix: str,
         msg = str(exc)
         key = msg.split(":", 1)[0]
         raise UserError(f"{where(key)}{msg}") from None
+
+
+def check_keys(cls: type, values: dict[str, Any], prefix: str,
+               where: typing.Callable[[str], str] = lambda key: "") -> None:
+    """A UserError for the first key of `values` that is not a field of `cls`, naming it with a
+    suggestion (a close spelling, or this tool's name for another tool's key) and the valid keys."""
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    for key in values:
+        if key not in names:
+            from .key_aliases import suggest
+
+            dotted = f"{prefix}.{key}" if prefix else str(key)
+            raise UserError(f"{where(dotted)}unknown key '{dotted}'{suggest(str(key), prefix, names)}; "
+                            f"valid keys under '{prefix or 'top level'}': {', '.join(names)}")
 
 
 def check_type(value: Any, tp: Any, key: str,
