@@ -37,17 +37,17 @@ def train(recipe: Recipe) -> RunResult:
 
 
 def resume(run_dir: str | Path, overrides: list[str] | None = None, force: bool = False) -> RunResult:
-    """Continue an interrupted run from its newest complete checkpoint (`adapters_sft.resume_run`)."""
+    """Continue an interrupted run from its newest complete checkpoint (`adapters_sft.resume`)."""
     from pathlib import Path
 
-    from .resume_run import resume as _resume
+    from .resume import resume as _resume
 
     return _resume(Path(run_dir), overrides, force)
 
 
 def load_run(run_dir: str | Path) -> tuple[Any, Any, Recipe]:
-    """(model, tokenizer, recipe) of a finished run (see `adapters_sft.runs.load_run`)."""
-    from .runs import load_run as _load_run
+    """(model, tokenizer, recipe) of a finished run (see `adapters_sft.run_reader.load_run`)."""
+    from .run_reader import load_run as _load_run
 
     return _load_run(run_dir)
 

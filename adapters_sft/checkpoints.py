@@ -1,5 +1,5 @@
 """Checkpoints on disk: what a run needs to continue after a crash, holding only what trained.
-(durable.py is the Trainer side: when they are written, signals, restoring the log window.)
+(checkpoint_trainer.py is the Trainer side: when they are written, signals, restoring the log window.)
 
 The Trainer writes a checkpoint's optimizer, scheduler, grad scaler, RNG states (python,
 numpy, torch, CUDA; one file per rank) and trainer state (step, epoch, logs, stateful
@@ -29,7 +29,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .typed import Range, option
+from .fields import Range, option
 
 TRAINED = "trained.safetensors"
 MARKER = "checkpoint.json"
@@ -213,7 +213,7 @@ def load_trained(model: Any, path: Path) -> None:
     from safetensors.torch import load_file
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
-    from .distributed import is_main
+    from .processes import is_main
 
     tensors = load_file(str(path)) if is_main() else {}
     set_model_state_dict(model, tensors, options=StateDictOptions(

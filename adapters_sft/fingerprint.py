@@ -31,7 +31,7 @@ def fingerprint(recipe: Recipe, splits: Splits) -> dict[str, Any]:
 
     from .rundir import portable_paths, versions
 
-    from .distributed import world_size
+    from .processes import world_size
 
     return {"name": recipe.name, "versions": versions(), "world_size": world_size(),
             "device": "cuda" if torch.cuda.is_available() else "cpu",

@@ -24,7 +24,7 @@ def check(recipe: Any) -> Any:
     """The run `init_from` names (runs.Opened), checked against the recipe; None if unset."""
     if not recipe.init_from:
         return None
-    from .runs import open_run
+    from .run_reader import open_run
 
     at = recipe.where("init_from")
     try:

@@ -32,7 +32,7 @@ def weight_dtype(recipe: Recipe, cuda: bool, bf16: bool) -> str:
 def model_load_kwargs(recipe: Recipe, strategy: Any) -> dict[str, Any]:
     import torch
 
-    from . import knobs
+    from .training import own_keys
 
     on_gpu = cuda()
     kwargs: dict[str, Any] = {
@@ -49,10 +49,10 @@ def model_load_kwargs(recipe: Recipe, strategy: Any) -> dict[str, Any]:
         quant = kwargs.get("quantization_config")
         if getattr(quant, "load_in_4bit", False):
             quant.bnb_4bit_compute_dtype = kwargs["dtype"]
-    dropout = knobs.split(recipe)[0].dropout
+    dropout = own_keys.split(recipe)[0].dropout
     if dropout is not None:
         from .models import load_config
 
         config = load_config(recipe.model, recipe.trust_remote_code)
-        kwargs.update(knobs.dropout_overrides(config, dropout))
+        kwargs.update(own_keys.dropout_overrides(config, dropout))
     return kwargs

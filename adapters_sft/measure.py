@@ -45,7 +45,7 @@ def memory_kind() -> str:
 def all_processes(real: Any, total: int) -> tuple[float, int]:
     """(real, all) tokens summed over the run's processes: a data-parallel run trains on all
     of them at once. Every process logs at the same steps, so the sum is a safe collective."""
-    from .distributed import all_reduce
+    from .processes import all_reduce
 
     summed, count = all_reduce([float(real), float(total)])
     return summed, int(count)

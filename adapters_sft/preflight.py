@@ -23,7 +23,7 @@ def load_data(recipe: Recipe) -> Splits:
 
 def prepare_data(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
     """Tokenizer and tokenized splits; the pre-flight problems are a UserError. No weights load.
-    `args` is the run's Trainer config (training_args.py)."""
+    `args` is the run's Trainer config (training/args.py)."""
     from .registry import get_task
 
     from .data import handoff
@@ -31,7 +31,7 @@ def prepare_data(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
     task = get_task(recipe.task)
     task.check_data(recipe, splits.kind)
     folder = handoff.handed()  # prepared once by the launching command (train --nproc)
-    prepared = handoff.load(folder) if folder is not None else task.prepare(recipe, splits, args)
+    prepared = handoff.load(folder) if folder is not None else task.tokenize(recipe, splits, args)
     if prepared.report.fatal:
         raise UserError(fatal_line(prepared.report))
     return prepared
@@ -81,8 +81,10 @@ def rules(recipe: Recipe, full: bool = True) -> Ruled:
     `full` (check, train) also reads the model's config with transformers and builds the
     Trainer's config, whose own cross-checks need their libraries imported (seconds);
     `validate` runs the rest in a fraction of one (training keys against a cached schema)."""
-    from . import init_from, training_keys
-    from .distributed import check_recipe, world_size
+    from . import init_from
+    from .training import trainer_keys
+    from .sharding import check_recipe
+    from .processes import world_size
     from .loading import build_strategy
     from .models import check_model, load_config
     from .registry import get_task
@@ -93,13 +95,13 @@ def rules(recipe: Recipe, full: bool = True) -> Ruled:
     task = get_task(recipe.task)
     task.check_data(recipe, splits.kind)
     has_eval = splits.eval is not None
-    training_keys.check_recipe(recipe, training_keys.schema(task), has_eval)
+    trainer_keys.check_recipe(recipe, trainer_keys.schema(task), has_eval)
     build_strategy(recipe).preflight()
     check_eval(recipe, splits.kind)
     start = init_from.check(recipe)
     if not full:
         return Ruled(splits, None, start)
-    from .training_args import training_args  # what needs the libraries, after every cheap check
+    from .training.args import training_args
 
     load_config(recipe.model, recipe.trust_remote_code)
     args = training_args(recipe, has_eval=has_eval)

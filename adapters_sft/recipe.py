@@ -18,7 +18,7 @@ import yaml
 from .errors import UserError, did_you_mean
 from .checkpoints import CheckpointSection
 from .sharding import DistributedSection
-from .typed import Range, build, check_keys, check_type, option
+from .fields import Range, build, check_keys, check_type, option
 from .data.formats import FORMATS as DATA_FORMATS
 from .data.templates import NAMED as TEMPLATES
 
@@ -359,8 +359,8 @@ def _validate(raw: dict[str, Any], name: str, path: Path, where: Callable[[str],
                         f"got '{recipe.dtype}'")
     recipe.name, recipe.source = name, str(path)
     recipe.where = where  # later checks (training keys against SFTConfig) name file:line too
-    from . import knobs
+    from .training import own_keys
 
-    knobs.split(recipe)  # our own training: keys (dropout, ...) checked now; TRL's at training_args
+    own_keys.split(recipe)  # our own training: keys (dropout, ...) checked now; TRL's at training_args
     recipe.output_dir = recipe.output_dir or str(Path("runs") / name)
     return recipe

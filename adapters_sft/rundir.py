@@ -1,6 +1,6 @@
 """The run directory: everything later commands need, written atomically. This module owns
 its layout (the names below are its constants: RECIPE, TOKENIZER, ...), its staged writes
-(`staged`, `commit`) and what is read back without a model (`read_heldout`); runs.py loads a
+(`staged`, `commit`) and what is read back without a model (`read_heldout`); run_reader.py loads a
 finished run's model from it.
 
     runs/<name>/

@@ -24,7 +24,7 @@ import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
-from .typed import option
+from .fields import option
 
 if TYPE_CHECKING:
     from .recipe import Recipe
@@ -157,3 +157,24 @@ def full_state_dict(trainer: Any) -> dict[str, Any] | None:
     if not (getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False)):
         return None
     return trainer.accelerator.get_state_dict(trainer.model)
+
+
+def check_recipe(recipe: Recipe, processes: int, launching: bool = False) -> None:
+    """What cannot be spread over several processes, refused in one line. `launching`: the
+    command that is about to start the processes asks (rather than one of them)."""
+    from .processes import launched
+
+    check(recipe)
+    if sharded(recipe) and not (launching or launched()):
+        raise UserError(f"{recipe.where('distributed.sharding')}distributed.sharding: "
+                        f"{recipe.distributed.sharding} runs in processes started by a launcher; "
+                        "use 'adapters-sft train RECIPE --nproc N' (or torchrun)")
+
+    if sharded(recipe) and recipe.training.get("mlp_tile_tokens") is not None:
+        raise UserError(f"{recipe.where('training.mlp_tile_tokens')}training.mlp_tile_tokens: the "
+                        "tiled MLP is proven in one process and under data-parallel --nproc, not "
+                        f"with distributed.sharding={recipe.distributed.sharding}; unset one of them")
+    if processes > 1 and getattr(recipe.strategy, "unfreeze_every", None) is not None:
+        raise UserError(f"{recipe.where('strategy.unfreeze_every')}strategy.unfreeze_every: gradual "
+                        "unfreezing thaws parameters that data-parallel training did not register, "
+                        "so the processes would drift apart; train in one process, or unset it")

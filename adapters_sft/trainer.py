@@ -2,7 +2,7 @@
 
 The run's task (tasks/) builds its Trainer (TRL's SFTTrainer for `sft`) around the model the
 strategy prepared; the training loop is the Trainer's. Before anything loads or is written,
-preflight.py checks the recipe, data and strategy; training_args.py builds the config.
+preflight.py checks the recipe, data and strategy; training/args.py builds the config.
 """
 from __future__ import annotations
 
@@ -25,11 +25,12 @@ def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = 
                   data: tuple[Splits, Prepared] | None = None) -> tuple[Any, Any, Splits]:
     """(trainer, strategy, splits) ready to train; nothing is written outside `work_dir`.
     `data` is what preflight's `load_data` and `prepare_data` returned, when the caller has them."""
-    from . import knobs, sharding
+    from .training import own_keys
+    from . import sharding
     from .loading import build_strategy, model_load_kwargs
     from .preflight import load_data, prepare_data
     from .registry import get_task
-    from .training_args import training_args
+    from .training.args import training_args
 
     strategy = build_strategy(recipe)
     if data is None:
@@ -38,14 +39,14 @@ def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = 
                                                                   splits.eval is not None))
     splits, prepared = data
     args = training_args(recipe, work_dir / CHECKPOINTS, splits.eval is not None)
-    ours = knobs.split(recipe)[0]
-    callbacks = [*(callbacks or []), *knobs.callbacks(ours)]
+    ours = own_keys.split(recipe)[0]
+    callbacks = [*(callbacks or []), *own_keys.callbacks(ours)]
     load = sharding.load_values(recipe, model_load_kwargs(recipe, strategy))
     trainer = get_task(recipe.task).build_trainer(recipe, strategy, args, prepared, callbacks, load)
     sharding.verify(trainer, recipe)
     trainer.keep_checkpoints = recipe.checkpoint.keep
     strategy.after_trainer(trainer)
-    knobs.install_optimizer(trainer, ours, strategy)
+    own_keys.install_optimizer(trainer, ours, strategy)
     from . import tiled_mlp
 
     tiled_mlp.apply(trainer.model, ours.mlp_tile_tokens, recipe.where("training.mlp_tile_tokens") +
@@ -68,7 +69,7 @@ def train(recipe: Recipe, echo: Callable[[str], Any] = print,
     before any model loads or anything is written, may refuse the run (the CLI's memory plan)."""
     from . import rundir
 
-    from .distributed import is_main, main_only
+    from .processes import is_main, main_only
 
     out = Path(recipe.output_dir)
     if not is_main():  # the main process holds the folder for all of them
@@ -89,7 +90,7 @@ def _train_exclusive(recipe: Recipe, out: Path, echo: Callable[[str], Any],
         raise UserError(f"output_dir: '{out}' has an interrupted run with a checkpoint at step "
                         f"{checkpoints.step_of(found)}; continue it with 'adapters-sft resume {out}', "
                         "or add overwrite=true to discard it and start over")
-    from .distributed import barrier, is_main
+    from .processes import barrier, is_main
 
     data = preflight(recipe, echo)
     if gate is not None:
@@ -119,7 +120,7 @@ def run_in(recipe: Recipe, work: Path, echo: Callable[[str], Any], data: tuple[S
     """Train in the staging folder `work` (from a checkpoint, if given) and commit the run.
     A run that stops keeps its staging folder only if it holds a complete checkpoint."""
     from . import checkpoints, rundir
-    from .distributed import barrier, is_main
+    from .processes import barrier, is_main
 
     out = Path(recipe.output_dir)
     if not is_main():  # trains and scores as the main process does; writes and commits nothing
@@ -161,17 +162,17 @@ def _env(**values: str) -> Iterator[None]:
 def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
               data: tuple[Splits, Prepared],
               resume_from: Path | None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    from . import checkpoints, durable, rundir, sharding
+    from . import checkpoints, checkpoint_trainer, rundir, sharding
     from .registry import get_task
 
-    from .distributed import is_main
+    from .processes import is_main
 
     out = Path(recipe.output_dir)
     main = is_main()
     metrics = rundir.MetricsWriter(work / rundir.METRICS, recipe.name)
     logger = metrics.as_callback()
-    stop = durable.StopRequest()
-    schedule = durable.schedule_callback(recipe.checkpoint, stop)
+    stop = checkpoint_trainer.StopRequest()
+    schedule = checkpoint_trainer.schedule_callback(recipe.checkpoint, stop)
     with _env(TENSORBOARD_LOGGING_DIR=str(work / rundir.TENSORBOARD)):  # read as the Trainer starts
         trainer, strategy, splits = build_trainer(recipe, work, [logger, schedule] if main else [schedule],
                                                   data)
@@ -193,7 +194,7 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
         score("before")
         if main:
             rundir.write_json(work / rundir.EVAL, scores)
-    with durable.stop_on_signals(stop):
+    with checkpoint_trainer.stop_on_signals(stop):
         result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     state = trainer.state
     if stop.signum is not None and state.global_step < state.max_steps:

@@ -16,7 +16,7 @@ over the same training rows, in one process, one after another:
 
 Tokens/s counts real tokens (no padding): the epoch's tokens after truncation, the same for
 every side, over the wall time of `trainer.train()`. After training, each model's held-out
-loss is computed by one function (adapters_sft.evaluate.lm_loss, on the same tokenized
+loss is computed by one function (adapters_sft.scores.generative.lm_loss, on the same tokenized
 held-out rows), so speed is not bought with quality. Writes JSON to --out.
 
 Run from the repository root:  python benchmarks/batching.py            # about 20 minutes on 2 cores
@@ -106,7 +106,7 @@ SIDES = {
 
 
 def run(side: str, train: Path, held: Path, held_rows: Any) -> dict[str, Any]:
-    from adapters_sft.evaluate import lm_loss
+    from adapters_sft.scores.generative import lm_loss
 
     gc.collect()
     with tempfile.TemporaryDirectory(prefix=f"batching-{side}-") as tmp:

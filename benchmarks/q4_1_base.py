@@ -69,7 +69,7 @@ def main() -> int:
     import torch
 
     from adapters_sft import load_run
-    from adapters_sft.evaluate import exact_match
+    from adapters_sft.scores.generative import exact_match
     from adapters_sft.export import drift
     from adapters_sft.rundir import read_heldout
 

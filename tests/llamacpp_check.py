@@ -19,7 +19,7 @@ def reference(run_dir: Path, new_tokens: int, rows: int = 4) -> dict[str, Any]:
     import torch
 
     from adapters_sft.rundir import read_heldout
-    from adapters_sft.runs import load_run
+    from adapters_sft.run_reader import load_run
 
     model, tokenizer, _ = load_run(run_dir)
     merged = model.merge_and_unload().eval()

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from adapters_sft.trainer import build_trainer
-from adapters_sft.training_args import training_args
+from adapters_sft.training.args import training_args
 
 
 def _offloading_on_the_cpu(monkeypatch):

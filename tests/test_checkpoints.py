@@ -15,7 +15,7 @@ import pytest
 
 from adapters_sft import checkpoints
 from adapters_sft.recipe import load_recipe
-from adapters_sft.resume_run import resume
+from adapters_sft.resume import resume
 from adapters_sft.trainer import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,7 +183,7 @@ def test_rotate_keeps_the_newest_complete_and_the_best(tmp_path):
 
 def test_section_errors():
     from adapters_sft.errors import UserError
-    from adapters_sft.typed import build
+    from adapters_sft.fields import build
 
     for key, value, words in (("every_steps", 0, "at least 1"), ("every_minutes", -1, "above 0"),
                               ("keep", 0, "at least 1")):

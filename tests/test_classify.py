@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from adapters_sft.errors import UserError
-from adapters_sft.runs import load_run
+from adapters_sft.run_reader import load_run
 from adapters_sft.trainer import build_trainer, train
 
 # strategy -> (options, pattern every trainable name matches, pattern some trainable name matches)
@@ -101,7 +101,7 @@ def test_task_and_data_must_agree(cls_recipe, tiny_recipe, topic_data):
 
 def test_generative_verbs_refuse_a_classification_run(cls_recipe, tmp_path):
     from adapters_sft.export.merge import merge_run
-    from adapters_sft.runs import load_model_or_run
+    from adapters_sft.run_reader import load_model_or_run
 
     run = train(cls_recipe("head-only"), echo=lambda *_: None).run_dir
     with pytest.raises(UserError, match=r"a classification run, and merge works on generative runs; "

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from adapters_sft.errors import UserError
-from adapters_sft.typed import Range
+from adapters_sft.fields import Range
 
 NON_FINITE = [float("nan"), float("inf"), float("-inf")]
 
@@ -52,7 +52,7 @@ def _yaml(value: float, integer: bool) -> str:
 
 def recipe_options() -> list[tuple[str, str, typing.Any, dict]]:
     """(strategy, dotted key, hint, field metadata) for every numeric option of a recipe."""
-    from adapters_sft.knobs import Knobs
+    from adapters_sft.training.own_keys import Knobs
     from adapters_sft.recipe import _SECTIONS, Recipe
     from adapters_sft.registry import get_strategy, strategy_names
 
@@ -102,7 +102,7 @@ def _training_keys() -> list[tuple[str, str, typing.Any]]:
     from transformers import TrainingArguments
     from trl import SFTConfig
 
-    from adapters_sft.training_keys import OWNED, numeric_keys
+    from adapters_sft.training.trainer_keys import OWNED, numeric_keys
 
     return [(task, key, hint) for task, cls in (("sft", SFTConfig), ("classification", TrainingArguments))
             for key, hint in numeric_keys(cls).items() if key not in OWNED]
@@ -112,7 +112,7 @@ TRAINING_KEYS = _training_keys()
 
 
 def test_the_range_table_names_only_real_keys():
-    from adapters_sft.training_keys import RANGES
+    from adapters_sft.training.trainer_keys import RANGES
 
     known = {key for _, key, _ in TRAINING_KEYS}
     assert set(RANGES) <= known, set(RANGES) - known
@@ -121,8 +121,8 @@ def test_the_range_table_names_only_real_keys():
 
 @pytest.mark.parametrize("task,key,hint", TRAINING_KEYS, ids=[f"{t}:{k}" for t, k, _ in TRAINING_KEYS])
 def test_training_key_out_of_range_is_refused_before_loading(task, key, hint, tmp_path):
-    from adapters_sft.training_args import training_args
-    from adapters_sft.training_keys import DEFAULT, RANGES
+    from adapters_sft.training.args import training_args
+    from adapters_sft.training.trainer_keys import DEFAULT, RANGES
 
     integer = _is_int(hint)
     allowed = Range(1) if key == "max_steps" else RANGES.get(key, DEFAULT)

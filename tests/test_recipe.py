@@ -8,7 +8,7 @@ import pytest
 from adapters_sft.cli.main import main
 from adapters_sft.errors import UserError
 from adapters_sft.recipe import load_recipe, recipe_names
-from adapters_sft.training_args import training_args
+from adapters_sft.training.args import training_args
 
 
 @pytest.mark.parametrize("name", recipe_names())

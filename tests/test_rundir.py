@@ -163,7 +163,7 @@ def test_generate_output_is_checked_before_the_model_loads(where, words, tmp_pat
     def no_load(*a, **k):
         raise AssertionError("the model loaded before --output was checked")
 
-    monkeypatch.setattr("adapters_sft.runs.load_model_or_run", no_load)
+    monkeypatch.setattr("adapters_sft.run_reader.load_model_or_run", no_load)
     out = tmp_path / where
     _refused(["generate", "some-model", "--input", str(prompts), "--output", str(out),
               *(["--overwrite"] if where == "." else [])], capsys, "--output: ", words)
@@ -179,7 +179,7 @@ def test_read_only_folders_are_refused_before_any_work(recipe_file, read_only_di
     def no_load(*a, **k):
         raise AssertionError("a model loaded before the output folder was checked")
 
-    for target in ("adapters_sft.models.load_model", "adapters_sft.runs.load_model_or_run"):
+    for target in ("adapters_sft.models.load_model", "adapters_sft.run_reader.load_model_or_run"):
         monkeypatch.setattr(target, no_load)
     _refused(["train", str(recipe_file()), f"output_dir={read_only_dir / 'run'}"], capsys,
              f"output_dir: cannot write to '{read_only_dir}'", "choose a writable folder")

@@ -32,13 +32,13 @@ def test_the_section_checks_its_keys(tiny_recipe):
                            ("training.fsdp=full_shard", "set by the recipe's 'distributed.sharding'")]:
         with pytest.raises(UserError, match=says.replace("(", r"\(")):
             recipe = load_recipe(recipe.source, [override])
-            from adapters_sft.training_args import training_args
+            from adapters_sft.training.args import training_args
 
             training_args(recipe)
 
 
 def test_fsdp_becomes_the_trainers_fsdp2_keys(tiny_recipe):
-    from adapters_sft.training_args import training_args
+    from adapters_sft.training.args import training_args
 
     recipe = tiny_recipe("lora", "distributed.sharding=fsdp", "distributed.cpu_offload=true",
                          "distributed.wrap=[LlamaDecoderLayer]", "training.gradient_checkpointing=true")
@@ -81,7 +81,7 @@ def test_what_cannot_work_is_refused_in_one_line(tiny_recipe, monkeypatch, capsy
     with pytest.raises(UserError, match="8-bit weights cannot be split"):
         sharding.check(tiny_recipe("qlora", "distributed.sharding=fsdp", bits=8))
     sharding.check(tiny_recipe("qlora", "distributed.sharding=fsdp"))  # 4-bit: FSDP-QLoRA
-    from adapters_sft.distributed import check_recipe
+    from adapters_sft.sharding import check_recipe
 
     with pytest.raises(UserError, match="training.mlp_tile_tokens: the tiled MLP is proven"):
         check_recipe(tiny_recipe("lora", "distributed.sharding=fsdp", "training.mlp_tile_tokens=64"), 2,

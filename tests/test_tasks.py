@@ -76,7 +76,7 @@ def test_no_module_outside_tasks_branches_on_the_task_name():
 
 def test_read_side_verbs_do_not_import_the_training_module():
     code = ("import sys\n"
-            "import adapters_sft.runs, adapters_sft.eval_run, adapters_sft.export.merge, "
+            "import adapters_sft.run_reader, adapters_sft.evaluation, adapters_sft.export.merge, "
             "adapters_sft.export.formats\n"
             "from adapters_sft.cli import generate, chat, merge, export, eval\n"
             "from adapters_sft.registry import get_task\n"

@@ -112,7 +112,7 @@ def test_generation_stops_on_the_tokenizers_eos_even_if_the_model_config_differs
     carries its old generation config, so generate() must stop on the tokenizer's EOS too."""
     from types import SimpleNamespace
 
-    from adapters_sft.evaluate import stop_ids
+    from adapters_sft.scores.generative import stop_ids
 
     model = SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=[7, 2]))
     assert stop_ids(model, SimpleNamespace(eos_token_id=2)) == [2, 7]

@@ -11,7 +11,7 @@ def number(kind: type, low: float, inclusive: bool = True, high: float | None = 
     """An argparse `type`: `kind` (int or float), finite, at least `low` (above it if not
     inclusive), at most `high`. The range rides on the parser as `.range`, for `--help`
     readers and for tests/test_ranges.py, which checks every numeric option has one."""
-    from ..typed import Range
+    from ..fields import Range
 
     allowed = Range(low, high, low_open=not inclusive)
 

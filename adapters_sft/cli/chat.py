@@ -61,7 +61,7 @@ class Session:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
 
-        from ..evaluate import stop_ids
+        from ..scores.generative import stop_ids
 
         self.history.append({"role": "user", "content": text})
         enc = self.tokenizer.apply_chat_template(self.history, add_generation_prompt=True,
@@ -167,7 +167,7 @@ def loop(session: Session, read: Callable[[str], str], write: Callable[[str], An
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..runs import load_model_or_run
+    from ..run_reader import load_model_or_run
     from .args import quiet_libraries
 
     quiet_libraries()

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     ruled = rules(recipe)  # what train refuses before tokenizing, refused with its lines
-    report = get_task(recipe.task).prepare(recipe, ruled.splits, ruled.args).report
+    report = get_task(recipe.task).tokenize(recipe, ruled.splits, ruled.args).report
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     print(f"check {recipe.name}: model {recipe.model}")
     print(report.render(color))

@@ -2,7 +2,7 @@
 
 Classifiers: accuracy, macro and per-class precision/recall/F1 and a confusion matrix
 (printed, and saved as eval.json and confusion.png). Generative runs: loss, perplexity and
-exact match (or `--metric package.module:function`). See adapters_sft/eval_run.py.
+exact match (or `--metric package.module:function`). See adapters_sft/evaluation.py.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..eval_run import evaluate_run, summary
+    from ..evaluation import evaluate_run, summary
     from ..registry import get_task
     from .args import quiet_libraries
 

@@ -81,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
     quiet_libraries()
     from transformers import set_seed
 
-    from ..evaluate import generate
-    from ..runs import load_model_or_run
+    from ..scores.generative import generate
+    from ..run_reader import load_model_or_run
 
     model, tokenizer = load_model_or_run(args.model, "generate")
     chat = bool(tokenizer.chat_template)

@@ -25,15 +25,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..distributed import is_main, launch, world_size
-    from ..resume_run import resume
+    from ..processes import is_main, world_size
+    from ..launch import launch
+    from ..resume import resume
     from .args import quiet_libraries
     from .train import report
 
     quiet_libraries()
     if args.nproc * args.nnodes > 1 and world_size() == 1:  # as many processes as the run had
-        from ..distributed import check_launch
-        from ..resume_run import check_processes
+        from ..launch import check_launch
+        from ..resume import check_processes
 
         check_launch(args.nproc, args.nnodes, args.node_rank)
         check_processes(args.run_dir, args.nproc * args.nnodes, args.force)  # said once, here

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 from ..checkpoints import CheckpointSection
-from ..knobs import Knobs
+from ..training.own_keys import Knobs
 from ..recipe import DataSection, find_recipe, read_recipe_file
 from ..registry import get_strategy
-from ..typed import describe_fields
+from ..fields import describe_fields
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

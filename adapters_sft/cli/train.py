@@ -35,7 +35,7 @@ def add_launch_options(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .args import quiet_libraries
-    from ..distributed import is_main, launched
+    from ..processes import is_main, launched
     from ..recipe import load_recipe
     from ..sharding import sharded
     from ..trainer import train
@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
 def launch(recipe: Any, args: argparse.Namespace) -> int:
     """Check everything once here (recipe, data, strategy, plan), then train in --nproc
     processes: bad input is one line and exit 2 before any process starts."""
-    from ..distributed import check_launch, check_recipe, launch as run_processes
+    from ..launch import check_launch, launch as run_processes
+    from ..sharding import check_recipe
     from ..preflight import preflight
     from ..rundir import check_target
 

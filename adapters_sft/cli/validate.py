@@ -20,11 +20,11 @@ def run(args: argparse.Namespace) -> int:
     from ..preflight import rules
     from ..recipe import load_recipe
     from ..registry import get_task
-    from .. import training_keys
+    from ..training import trainer_keys
 
     recipe = load_recipe(args.recipe, args.overrides)
     if args.no_data:  # without reading data, assume the held-out split the recipe names
-        training_keys.check_recipe(recipe, training_keys.schema(get_task(recipe.task)), True)
+        trainer_keys.check_recipe(recipe, trainer_keys.schema(get_task(recipe.task)), True)
     else:
         splits = rules(recipe, full=False).splits
         print(f"data: {len(splits.train.rows)} training rows ({splits.format})"

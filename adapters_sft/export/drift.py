@@ -89,7 +89,7 @@ def generation_prompt(row: dict[str, Any], tokenizer: Any) -> Any:
 
 
 def _conversation(row: dict[str, Any], tokenizer: Any) -> tuple[Any, str]:
-    from ..evaluate import split_prompt_answer
+    from ..scores.generative import split_prompt_answer
 
     prompt, answer = split_prompt_answer(row)
     if isinstance(prompt, str) and tokenizer.chat_template:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 from ..errors import CheckFailed, UserError
 from . import drift
-from ..runs import Opened, open_run
+from ..run_reader import Opened, open_run
 from .merge import MergeResult, check_out, merge_run
 
 FORMATS = ("peft", "safetensors", "gguf")
@@ -121,7 +121,7 @@ def roundtrip(merged: MergeResult, run: Opened, folder: Path, name: str, outtype
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ..evaluate import generate
+    from ..scores.generative import generate
 
     source = merged.source
     texts = [drift.full_text(r, run.tokenizer) for r in merged.probes]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import CheckFailed, UserError
-from ..runs import Opened, open_run
+from ..run_reader import Opened, open_run
 from . import drift
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -83,7 +83,7 @@ def merge_run(run_dir: str | Path, out: str | Path, dtype: str = "auto", overwri
     import torch
     from transformers import AutoModelForCausalLM
 
-    from ..evaluate import stop_ids
+    from ..scores.generative import stop_ids
     from ..models import load_model
     from ..rundir import staged, write_json
     from ..loading import model_load_kwargs

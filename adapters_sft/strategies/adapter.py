@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..layers import blocks, is_classifier, task_head
-from ..typed import Range, option
+from ..fields import Range, option
 from .base import Options, Prepared, Strategy, freeze_all, load_saved, save_trainable
 
 _ACTIVATIONS = ("relu", "gelu", "silu", "tanh")

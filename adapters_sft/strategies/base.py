@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from ..errors import UserError
-from ..typed import build
+from ..fields import build
 
 
 @dataclasses.dataclass

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..layers import anatomy
-from ..typed import Range, option
+from ..fields import Range, option
 from .base import Options, Prepared, Strategy
 from .unfreeze import Gradual, check_every
 

@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any
 
 from ..errors import UserError
-from ..typed import option
+from ..fields import option
 from .base import Options, Prepared
 from .peft_method import PeftStrategy, task_type
 

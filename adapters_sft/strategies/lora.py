@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..typed import Range, option
+from ..fields import Range, option
 from .base import Options
 from .peft_method import PeftStrategy, task_type
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import UserError
-from ..typed import option
+from ..fields import option
 from .base import Prepared, damaged_run_file
 from .lora import LoraOptions, LoraStrategy
 
@@ -86,7 +86,7 @@ class QLoraStrategy(LoraStrategy):
                                        bnb_4bit_compute_dtype=compute)
         else:
             quant = BitsAndBytesConfig(load_in_8bit=True)
-        from ..distributed import local_rank
+        from ..processes import local_rank
 
         return {"quantization_config": quant, "dtype": compute,
                 "device_map": {"": local_rank()} if cuda else "cpu"}

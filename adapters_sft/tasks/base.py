@@ -43,7 +43,7 @@ class Task:
             raise UserError(f"{recipe.where('data.train')}data.train: holds {kind} data, which task "
                             f"'{self.name}' does not train on (it takes {', '.join(self.data_kinds)})")
 
-    def prepare(self, recipe: Any, splits: Any, args: Any) -> Any:
+    def tokenize(self, recipe: Any, splits: Any, args: Any) -> Any:
         """The tokenizer and the splits as this task's Trainer reads them, with the `check`
         report (data/tokenize.Prepared); no weights load."""
         from ..data.tokenize import prepare

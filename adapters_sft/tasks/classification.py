@@ -30,7 +30,7 @@ class ClassificationTask(Task):
             raise UserError(f"{recipe.where('task')}task: classification needs (text, label) rows, but "
                             f"data.train holds {kind} data; give classification data or set task=sft")
 
-    def prepare(self, recipe: Any, splits: Any, args: Any) -> Any:
+    def tokenize(self, recipe: Any, splits: Any, args: Any) -> Any:
         """Tokenizer and (input_ids, attention_mask, label id) splits; the label set is the
         training data's. No weights load."""
         from ..data import check
@@ -59,8 +59,8 @@ class ClassificationTask(Task):
         does that itself for generative runs)."""
         from transformers import DataCollatorWithPadding, Trainer, set_seed
 
-        from ..durable import durable
-        from ..metrics import compute_metrics
+        from ..checkpoint_trainer import checkpointing
+        from ..scores.classification import compute_metrics
 
         tokenizer = prepared.tokenizer
         set_seed(recipe.seed)  # the new head is initialised as the model loads
@@ -73,7 +73,7 @@ class ClassificationTask(Task):
             from peft import get_peft_model
 
             model = get_peft_model(model, ready.peft_config)
-        return durable(Trainer)(model=model, args=args, train_dataset=prepared.train,
+        return checkpointing(Trainer)(model=model, args=args, train_dataset=prepared.train,
                                 eval_dataset=prepared.eval, processing_class=tokenizer,
                                 data_collator=DataCollatorWithPadding(tokenizer),
                                 compute_metrics=compute_metrics([str(x) for x in prepared.labels]),
@@ -94,7 +94,7 @@ class ClassificationTask(Task):
                 f"macro F1 {before['macro_f1']:.3f} -> {after['macro_f1']:.3f}")
 
     def after_training(self, work: Path, scores: dict[str, Any], prepared: Any) -> None:
-        from ..metrics import draw_confusion
+        from ..scores.classification import draw_confusion
         from ..rundir import CONFUSION, LABELS, write_json
 
         if "after" in scores:
@@ -111,7 +111,7 @@ class ClassificationTask(Task):
         return report
 
     def summarise(self, report: dict[str, Any], rows: int) -> str:
-        from ..metrics import table
+        from ..scores.classification import table
 
         return table(report)
 
@@ -183,8 +183,8 @@ def predict(model: Any, tokenizer: Any, texts: list[str], max_length: int | None
 
 def evaluate(model: Any, tokenizer: Any, rows: list[dict[str, Any]], max_length: int | None,
              where: Callable[[int], str] = lambda i: f"row {i + 1}") -> dict[str, Any]:
-    """The classification report (metrics.py) of `model` on (text, label) rows."""
-    from ..metrics import classification_report
+    """The classification report (scores/classification.py) of `model` on (text, label) rows."""
+    from ..scores.classification import classification_report
 
     names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
     index = {name: i for i, name in enumerate(names)}
@@ -200,7 +200,7 @@ def evaluate(model: Any, tokenizer: Any, rows: list[dict[str, Any]], max_length:
 
 def write_report(report: dict[str, Any], out: Path, title: str = "") -> None:
     """eval.json-style JSON and confusion.png into `out`."""
-    from ..metrics import draw_confusion
+    from ..scores.classification import draw_confusion
     from ..rundir import CONFUSION, EVAL, write_json
 
     out.mkdir(parents=True, exist_ok=True)

@@ -49,7 +49,7 @@ class PreferenceTask(Task):
     def config_values(self, recipe: Any, training: dict[str, Any]) -> dict[str, Any]:
         return {"max_length": recipe.data.max_length}
 
-    def prepare(self, recipe: Any, splits: Any, args: Any) -> Any:
+    def tokenize(self, recipe: Any, splits: Any, args: Any) -> Any:
         """Tokenizer (template, pad) and the pairs as TRL reads them; TRL's trainer tokenizes."""
         from datasets import Dataset
 
@@ -78,14 +78,14 @@ class PreferenceTask(Task):
         from transformers import set_seed
 
         from .. import init_from
-        from ..durable import durable
+        from ..checkpoint_trainer import checkpointing
         from ..models import load_model
 
         model = load_model(recipe.model, load_kwargs, recipe.trust_remote_code)
         set_seed(recipe.seed)  # adapters are initialised in prepare()
         model, peft_config, reference = init_from.start(recipe, strategy, model, self.uses_reference)
         extra = {"ref_model": reference} if self.uses_reference else {}
-        return durable(self.trainer_class())(
+        return checkpointing(self.trainer_class())(
             model=model, args=args, train_dataset=prepared.train, eval_dataset=prepared.eval,
             processing_class=prepared.tokenizer, peft_config=peft_config, callbacks=callbacks, **extra)
 
@@ -96,7 +96,7 @@ class PreferenceTask(Task):
 
     def score(self, trainer: Any, rows: list[dict[str, Any]], recipe: Any,
               when: str) -> tuple[dict[str, Any], str]:
-        from ..evaluate import exact_match
+        from ..scores.generative import exact_match
 
         metrics = trainer.evaluate()
         report = {ours: metrics[theirs] for theirs, ours in SCORES.items() if theirs in metrics}
@@ -130,7 +130,7 @@ class PreferenceTask(Task):
         from datasets import Dataset
 
         from ..rundir import EVAL, write_json
-        from ..training_args import training_args
+        from ..training.args import training_args
 
         if kind not in self.data_kinds:
             raise UserError(f"--data: a {self.name} run is scored on {' or '.join(self.data_kinds)} rows, "
@@ -167,7 +167,7 @@ def _full_reference(recipe: Any, model: Any) -> Any:
 
     if is_peft_model(model) or not recipe.init_from:
         return None
-    from ..runs import load_run
+    from ..run_reader import load_run
 
     return load_run(recipe.init_from)[0]
 
@@ -182,7 +182,7 @@ def _peft_reference(recipe: Any, model: Any) -> None:
         return
     model.delete_adapter("ref")
     if recipe.init_from:
-        from ..runs import open_run
+        from ..run_reader import open_run
 
         model.load_adapter(str(open_run(recipe.init_from).artifact), adapter_name="ref")
 

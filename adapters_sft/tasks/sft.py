@@ -44,7 +44,7 @@ class SftTask(Task):
         from transformers import set_seed
         from trl import SFTTrainer
 
-        from ..durable import durable
+        from ..checkpoint_trainer import checkpointing
         from ..models import load_model
 
         tokenizer = prepared.tokenizer
@@ -57,7 +57,7 @@ class SftTask(Task):
         model = load_model(recipe.model, load_kwargs, recipe.trust_remote_code)
         set_seed(recipe.seed)  # adapters are initialised in prepare(), before SFTTrainer seeds
         model, peft_config, _ = init_from.start(recipe, strategy, model)
-        return durable(SFTTrainer)(
+        return checkpointing(SFTTrainer)(
             model=model, args=args, train_dataset=prepared.train, eval_dataset=prepared.eval,
             processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
 
@@ -68,7 +68,7 @@ class SftTask(Task):
 
     def score(self, trainer: Any, rows: list[dict[str, Any]], recipe: Any,
               when: str) -> tuple[dict[str, Any], str]:
-        from ..evaluate import exact_match
+        from ..scores.generative import exact_match
 
         result = exact_match(trainer.model, trainer.processing_class, rows, recipe.eval.max_new_tokens,
                              recipe.eval.batch_size)
@@ -82,10 +82,10 @@ class SftTask(Task):
                  where: Callable[[int], str], out: Path, title: str, metric: str, batch_size: int,
                  max_new_tokens: int) -> dict[str, Any]:
         """Loss and perplexity, then greedy answers scored where rows have a reference."""
-        from .. import evaluate
+        from ..scores import generative
         from ..data.tokenize import as_chat, conversational, tokenize
         from ..rundir import EVAL, write_json
-        from ..training_args import training_args
+        from ..training.args import training_args
 
         if kind == "classification":
             raise UserError("--data: (text, label) rows score a classifier; this run is generative")
@@ -96,9 +96,9 @@ class SftTask(Task):
         rows = as_chat(rows) if chat else rows
         args = training_args(recipe, has_eval=True)
         dataset = tokenize(rows, kind, tokenizer, args, recipe.data.train_on_prompt)
-        report: dict[str, Any] = evaluate.lm_loss(model, dataset, tokenizer.pad_token_id, batch_size)
+        report: dict[str, Any] = generative.lm_loss(model, dataset, tokenizer.pad_token_id, batch_size)
         if kind != "text":
-            report["answers"] = evaluate.exact_match(model, tokenizer, rows, max_new_tokens, batch_size,
+            report["answers"] = generative.exact_match(model, tokenizer, rows, max_new_tokens, batch_size,
                                                      metric)
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / EVAL, report)

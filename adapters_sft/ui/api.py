@@ -91,7 +91,7 @@ def validate(root: Path, name: str, overrides: list[str]) -> dict[str, Any]:
     """The checks of `adapters-sft validate --no-data`, in this process: the same recipe
     loader and Trainer config. An error is the CLI's line, with the key it names."""
     from ..recipe import load_recipe
-    from ..training_args import training_args
+    from ..training.args import training_args
 
     ref = recipe_ref(root, name)
     try:

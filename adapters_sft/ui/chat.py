@@ -22,7 +22,7 @@ class Chats:
             session = self._sessions.get(run)
             if session is None:
                 from ..cli.chat import Session
-                from ..runs import load_run
+                from ..run_reader import load_run
 
                 model, tokenizer, _ = load_run(run, "chat")
                 session = self._sessions[run] = Session(model, tokenizer, self.max_new_tokens)

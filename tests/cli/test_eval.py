@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from adapters_sft.cli.main import main
-from adapters_sft.metrics import classification_report
+from adapters_sft.scores.classification import classification_report
 from adapters_sft.trainer import train
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from adapters_sft.cli.main import main
-from adapters_sft.evaluate import generate
+from adapters_sft.scores.generative import generate
 from adapters_sft.trainer import train
 
 

@@ -77,11 +77,11 @@ def test_validate_answers_without_importing_the_ml_libraries(tmp_path):
 def test_the_cached_schema_is_the_config_class(tmp_path, monkeypatch):
     from trl import SFTConfig
 
-    from adapters_sft import training_keys
+    from adapters_sft.training import trainer_keys
     from adapters_sft.registry import get_task
 
     monkeypatch.setenv("ADAPTERS_SFT_CACHE", str(tmp_path))
-    written = training_keys.schema(get_task("sft"))   # from the class, then cached
-    read = training_keys.schema(get_task("sft"))      # from the cache
-    assert written == read == training_keys.Schema.of(SFTConfig)
+    written = trainer_keys.schema(get_task("sft"))   # from the class, then cached
+    read = trainer_keys.schema(get_task("sft"))      # from the cache
+    assert written == read == trainer_keys.Schema.of(SFTConfig)
     assert "learning_rate" in read.fields and read.hints["max_steps"] is int

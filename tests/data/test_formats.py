@@ -10,7 +10,7 @@ import pytest
 from adapters_sft.data import load_splits
 from adapters_sft.data.formats import RowProblem, normalise
 from adapters_sft.data.tokenize import prepare
-from adapters_sft.training_args import training_args
+from adapters_sft.training.args import training_args
 
 from .corpus import PAIRS, write_all
 
@@ -86,7 +86,7 @@ def test_classification_rows_are_read_and_checked(tiny_recipe, tmp_path):
 
     recipe = tiny_recipe("lora", "task=classification", f"data.train={path}", "data.eval=null")
     splits = load_splits(recipe)
-    ready = get_task("classification").prepare(recipe, splits, training_args(recipe, tmp_path / "c"))
+    ready = get_task("classification").tokenize(recipe, splits, training_args(recipe, tmp_path / "c"))
     assert splits.kind == "classification" and [r["label"] for r in splits.train.rows] == ["colour", "animal", "animal"]
     assert any("labels {'animal': 2, 'colour': 1}" in line for line in ready.report.splits)
     with pytest.raises(RowProblem, match="field 'label' must be a string or an integer, got float"):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters_sft import distributed
+from adapters_sft import launch
 from adapters_sft.cli.main import main
 from adapters_sft.data import handoff
 from adapters_sft.preflight import preflight
@@ -39,7 +39,7 @@ def test_the_launcher_hands_its_prepared_data_to_the_processes(tiny_recipe, monk
         seen["argv"], seen["prepared"] = argv, handoff.load(folder)
         return 0
 
-    monkeypatch.setattr(distributed, "_launch", fake_launch)
+    monkeypatch.setattr(launch, "_launch", fake_launch)
     assert main(["train", recipe.source, "--nproc", "2"]) == 0
     assert seen["argv"][:2] == ["train", recipe.source]
     _, prepared = preflight(recipe, echo=lambda line: None)

@@ -9,7 +9,7 @@ import pytest
 
 from adapters_sft.data import load_splits
 from adapters_sft.data.tokenize import distinct_pad, prepare
-from adapters_sft.training_args import training_args
+from adapters_sft.training.args import training_args
 
 
 def _trl_built(tiny_model_dir, tmp_path, rows, **flags):

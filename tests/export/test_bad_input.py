@@ -90,7 +90,7 @@ def test_out_inside_or_around_a_run_is_refused(where, verb, lora_run, capsys):
     _fails([verb[0], str(lora_run), *verb[1:], "--out", str(out), "--overwrite"], capsys,
            "--out: ", "choose")
     assert sorted(str(p) for p in lora_run.rglob("*")) == before  # the run is untouched
-    from adapters_sft.runs import load_run
+    from adapters_sft.run_reader import load_run
 
     assert load_run(lora_run)[0] is not None
 

@@ -36,7 +36,7 @@ def test_llama3_rope_gguf_computes_in_llama_cpp_what_transformers_computes(bpe_m
     from adapters_sft.cli.main import main
     from adapters_sft.export import drift, llamacpp
     from adapters_sft.rundir import read_heldout
-    from adapters_sft.runs import load_run
+    from adapters_sft.run_reader import load_run
 
     run = train_run(bpe_models["llama3-rope"], "lora")
     assert main(["export", str(run), "--format", "gguf", "--outtype", "f32", "--out", str(tmp_path / "g")]) == 0

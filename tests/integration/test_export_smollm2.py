@@ -66,7 +66,7 @@ def _question(run: Path) -> str:
 @pytest.mark.parametrize("strategy", ["lora", "qlora", "head-only", "full"])
 def test_merge_each_strategy(strategy, root, capsys):
     from adapters_sft import load_run
-    from adapters_sft.evaluate import generate
+    from adapters_sft.scores.generative import generate
 
     run = run_of(strategy, root)
     out = root / f"merged-{strategy}"
@@ -121,7 +121,7 @@ def test_gguf_round_trips_through_transformers(root, capsys):
     from transformers import AutoModelForCausalLM
 
     from adapters_sft import load_run
-    from adapters_sft.evaluate import generate
+    from adapters_sft.scores.generative import generate
 
     run = run_of("lora", root)
     out = root / "gguf-lora"

@@ -68,7 +68,7 @@ def test_smaller_types_agree_with_transformers_in_llama_cpp(outtype, lora_run, r
     import torch
 
     from adapters_sft.export import drift, llamacpp
-    from adapters_sft.runs import load_run
+    from adapters_sft.run_reader import load_run
 
     out = tmp_path / "g"
     assert main(["export", str(lora_run), "--format", "gguf", "--outtype", outtype, "--out", str(out)]) == 0

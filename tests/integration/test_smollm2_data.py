@@ -44,7 +44,7 @@ def test_every_format_gives_identical_ids_and_masks_with_the_real_tokenizer(file
     from adapters_sft.data import load_splits
     from adapters_sft.data.tokenize import prepare
     from adapters_sft.recipe import load_recipe
-    from adapters_sft.training_args import training_args
+    from adapters_sft.training.args import training_args
 
     seen = {}
     for label, path in files.items():

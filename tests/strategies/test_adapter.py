@@ -7,7 +7,7 @@ import torch
 from adapters_sft.models import load_model
 from adapters_sft.strategies.adapter import AdapterOptions, AdapterStrategy
 from adapters_sft.errors import UserError
-from adapters_sft.typed import build
+from adapters_sft.fields import build
 
 
 @pytest.mark.parametrize("kind", ["houlsby", "pfeiffer"])

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from adapters_sft.registry import strategy_names
-from adapters_sft.runs import load_run
+from adapters_sft.run_reader import load_run
 from adapters_sft.trainer import build_trainer, train
 
 # strategy -> (options, pattern every trainable parameter name must match, expected count)

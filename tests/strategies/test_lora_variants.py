@@ -9,7 +9,7 @@ import torch
 
 from adapters_sft.errors import UserError
 from adapters_sft.recipe import load_recipe
-from adapters_sft.runs import load_run
+from adapters_sft.run_reader import load_run
 from adapters_sft.trainer import build_trainer, train
 
 IDS = torch.tensor([[1, 4, 10, 11, 2, 8, 1, 6, 12, 13]])

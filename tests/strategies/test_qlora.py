@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from adapters_sft.evaluate import generate
+from adapters_sft.scores.generative import generate
 from adapters_sft.trainer import build_trainer
 
 

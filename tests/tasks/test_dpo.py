@@ -60,7 +60,7 @@ def test_preference_data_under_task_sft_is_refused_in_one_line(tiny_recipe, pref
 def test_init_from_an_sft_run_makes_that_run_the_reference(strategy, opts, tiny_recipe, dpo_recipe, tmp_path):
     import torch
 
-    from adapters_sft.runs import load_run
+    from adapters_sft.run_reader import load_run
 
     sft = train(tiny_recipe(strategy, "training.max_steps=4", "training.learning_rate=5e-2",
                             f"output_dir={tmp_path / 'sft'}", **opts), echo=lambda line: None).run_dir

@@ -19,7 +19,7 @@ STRATEGIES = sorted(set(strategy_names()) & {"head-only", "full", "freeze", "lor
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_every_preference_task_trains_on_every_strategy(task, strategy, dpo_recipe, tmp_path):
     trainer, _, _ = build_trainer(dpo_recipe(strategy, "training.max_steps=2", task=task), tmp_path / "w")
-    assert get_task(task).trainer_class() in type(trainer).__mro__  # durable(TRL's trainer)
+    assert get_task(task).trainer_class() in type(trainer).__mro__  # checkpointing(TRL's trainer)
     assert math.isfinite(trainer.train().training_loss)
 
 

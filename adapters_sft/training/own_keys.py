@@ -20,11 +20,11 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from .errors import UserError
-from .typed import Range, build, option
+from ..errors import UserError
+from ..fields import Range, build, option
 
 if TYPE_CHECKING:
-    from .recipe import Recipe
+    from ..recipe import Recipe
 
 
 @dataclasses.dataclass
@@ -53,7 +53,7 @@ def split(recipe: Recipe) -> tuple[Knobs, dict[str, Any]]:
 
 def config_defaults(recipe: Recipe, knobs: Knobs, has_eval: bool) -> dict[str, Any]:
     """Defaults the knobs imply for the Trainer's config; the user's own keys win."""
-    from .registry import get_task
+    from ..registry import get_task
 
     user = recipe.training
     values: dict[str, Any] = {}
@@ -95,7 +95,7 @@ def callbacks(knobs: Knobs) -> list[Any]:
 
 def install_optimizer(trainer: Any, knobs: Knobs, strategy: Any) -> None:
     """Our parameter groups where the run needs them (optim.py); otherwise Trainer's own."""
-    from . import optim
+    from .. import optim
 
     scale, later = strategy.lr_scale(), strategy.later_params()
     if knobs.layer_lr_decay is None and scale is None and not later:

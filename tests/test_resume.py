@@ -12,7 +12,7 @@ import adapters_sft.trainer as trainer_module
 from adapters_sft import checkpoints
 from adapters_sft.cli.main import main
 from adapters_sft.errors import UserError
-from adapters_sft.resume_run import differences, resume
+from adapters_sft.resume import differences, resume
 from adapters_sft.trainer import train
 
 
@@ -132,7 +132,7 @@ def test_differences_name_versions_device_and_processes():
     ("training.save_strategy=best", "use steps or epoch"),
     ("training.save_total_limit=3", "set by the recipe's 'checkpoint.keep' key instead")])
 def test_settings_that_break_resume_are_refused(override, words, tiny_recipe, tmp_path):
-    from adapters_sft.training_args import training_args
+    from adapters_sft.training.args import training_args
 
     with pytest.raises(UserError, match=f"command line: training.{override.split('=')[0][9:]}: .*{words}"):
         training_args(tiny_recipe("lora", override), tmp_path)

@@ -24,28 +24,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import UserError
+from ..errors import UserError
 
 if TYPE_CHECKING:
-    from .recipe import Recipe
+    from ..recipe import Recipe
 
 
 def training_args(recipe: Recipe, output_dir: Path | None = None, has_eval: bool = False) -> Any:
     """The Trainer's config from the recipe, writing checkpoints into `output_dir` (by default
-    the run's checkpoints/ folder). Our own keys (knobs.py) are taken out first and fill in the
+    the run's checkpoints/ folder). Our own keys (own_keys.py) are taken out first and fill in the
     defaults they imply; the task adds its own values last."""
     import torch
 
-    from . import knobs, training_keys
-    from .loading import cuda
-    from .registry import get_task
-    from .rundir import CHECKPOINTS
+    from . import own_keys, trainer_keys
+    from ..loading import cuda
+    from ..registry import get_task
+    from ..rundir import CHECKPOINTS
 
     task = get_task(recipe.task)
     config_cls = task.config_class()
-    ours, training = knobs.split(recipe)
-    training_keys.check_recipe(recipe, config_cls, has_eval)
-    from .distributed import world_size
+    ours, training = own_keys.split(recipe)
+    trainer_keys.check_recipe(recipe, config_cls, has_eval)
+    from ..processes import world_size
 
     on_gpu = cuda()
     # several CPU processes: accelerate joins them (gloo) only when told the run is CPU-only
@@ -54,13 +54,13 @@ def training_args(recipe: Recipe, output_dir: Path | None = None, has_eval: bool
         "gradient_checkpointing": on_gpu, "bf16": on_gpu and torch.cuda.is_bf16_supported(),
         "logging_steps": 5, "save_strategy": "no", "run_name": recipe.name,  # what trackers call it
         "dataloader_pin_memory": on_gpu, "disable_tqdm": False,
-        **knobs.config_defaults(recipe, ours, has_eval), **training,
+        **own_keys.config_defaults(recipe, ours, has_eval), **training,
         "output_dir": str(output_dir or Path(recipe.output_dir) / CHECKPOINTS), "seed": recipe.seed,
         "save_total_limit": None,  # checkpoints.rotate keeps checkpoint.keep, after marking
         "restore_callback_states_from_checkpoint": True,  # early stopping's patience, on resume
         **task.config_values(recipe, training),
     }
-    from .sharding import trainer_values
+    from ..sharding import trainer_values
 
     values.update(trainer_values(recipe, bool(values.get("gradient_checkpointing"))))
     if values.get("activation_offloading") and torch.accelerator.current_accelerator() is None:

@@ -6,7 +6,7 @@ import types
 import numpy as np
 import pytest
 
-from adapters_sft.metrics import classification_report, compute_metrics, draw_confusion, table
+from adapters_sft.scores.classification import classification_report, compute_metrics, draw_confusion, table
 
 NAMES = ["a", "b", "c"]
 GOLD = [0, 0, 0, 1, 1, 2, 2, 2]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .errors import UserError
+from ..errors import UserError
 
 
 def split_prompt_answer(row: dict[str, Any]) -> tuple[Any, str]:

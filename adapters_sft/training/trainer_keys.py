@@ -12,8 +12,8 @@ import os
 import typing
 from typing import Any, Callable
 
-from .errors import UserError, did_you_mean
-from .typed import Range, check_range, check_type
+from ..errors import UserError, did_you_mean
+from ..fields import Range, check_range, check_type
 
 # Keys the run owns; setting them under training: would split the truth in two.
 OWNED = {"output_dir": "output_dir", "seed": "seed", "max_length": "data.max_length",
@@ -95,7 +95,7 @@ def schema(task: Any) -> Schema:
     import json
     from importlib import metadata
 
-    from .models import cache_dir
+    from ..models import cache_dir
 
     try:
         tag = "-".join(metadata.version(lib) for lib in ("adapters-sft", "transformers", "trl"))
@@ -133,7 +133,7 @@ def check(training: dict[str, Any], config: type | Schema, ours: tuple[str, ...]
             raise UserError(f"{at}{dotted}: set by the recipe's '{OWNED[key]}' key instead; "
                             "remove it from training")
         if key not in fields:
-            from .key_aliases import suggest
+            from ..key_aliases import suggest
 
             raise UserError(f"{at}{dotted}: not an option of {found.name} or ours"
                             f"{suggest(key, 'training', [*fields, *ours])}")
@@ -151,10 +151,10 @@ def check_recipe(recipe: Any, config: type | Schema, has_eval: bool) -> None:
     """The `training:` keys of `recipe` (those that are not ours) against the Trainer's config
     (a class, or its cached Schema): known, typed, in range, reporters installed, an
     evaluation schedule only with held-out data."""
-    from . import knobs
+    from . import own_keys
 
-    _, training = knobs.split(recipe)
-    check(training, config, knobs.KEYS, recipe.where)
+    _, training = own_keys.split(recipe)
+    check(training, config, own_keys.KEYS, recipe.where)
     check_reporters(training, recipe.where)
     check_evaluation(training, has_eval, recipe.where)
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .recipe import Recipe
     from .trainer import RunResult
 
-from .fingerprint import differences, fingerprint  # noqa: F401 - differences: tests use it here
+from .fingerprint import differences, fingerprint
 
 
 def _fingerprint_then(path: Path, force: bool) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def resume(out: Path, overrides: list[str] | None = None, force: bool = False,
            echo: Callable[[str], Any] = print) -> RunResult:
     """Continue the interrupted run that will live at `out`."""
     from . import rundir
-    from .distributed import is_main, main_only
+    from .processes import is_main, main_only
 
     if not is_main():  # the main process holds the folder for all of them
         return _resume_exclusive(out, overrides, force, main_only(echo))
@@ -112,7 +112,7 @@ def _resume_exclusive(out: Path, overrides: list[str] | None, force: bool,
                         "--force to resume anyway (the result then matches no single run)")
     for line in changed:
         echo(f"warning: resuming although {line} (--force)")
-    from .distributed import barrier, is_main
+    from .processes import barrier, is_main
 
     if is_main():
         if changed:  # what this session runs with is what the next resume compares against

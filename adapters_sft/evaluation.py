@@ -1,6 +1,6 @@
 """`adapters-sft eval RUN_DIR [--data PATH]`: score a finished run on held-out data.
 
-The run's task scores it (tasks/): classification runs get the report of metrics.py
+The run's task scores it (tasks/): classification runs get the report of scores/classification.py
 (accuracy, macro and per-class P/R/F1, confusion matrix); generative runs get the
 teacher-forced loss and perplexity on the target tokens plus exact match (or a user metric)
 of greedy answers, where the rows carry a reference answer. The data is the run's own held-out split unless `--data` names another
@@ -52,7 +52,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, limit: int | None
                  max_new_tokens: int | None = None) -> Evaluation:
     from .registry import get_task
     from .rundir import EVALS
-    from .runs import load_run
+    from .run_reader import load_run
 
     model, tokenizer, recipe = load_run(run_dir)
     (split, kind), name = held_out(recipe, data, Path(run_dir))

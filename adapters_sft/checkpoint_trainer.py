@@ -24,7 +24,7 @@ from typing import Any, Iterator
 from . import checkpoints
 
 
-def durable(base: type) -> type:
+def checkpointing(base: type) -> type:
     """`base` (SFTTrainer or Trainer) with checkpoints that hold only what trained, a
     completion marker, our rotation and the logging window carried across a resume; its log
     lines also say what each step cost (measure.py)."""
@@ -68,7 +68,7 @@ def durable(base: type) -> type:
 
         def _save_checkpoint(self, model: Any, trial: Any) -> None:
             root = Path(self._get_output_dir(trial=trial))
-            from .distributed import barrier
+            from .processes import barrier
 
             folder = root / f"checkpoint-{self.state.global_step}"
             if self.args.should_save:  # written again: not complete
@@ -165,7 +165,7 @@ def stop_on_signals(request: StopRequest) -> Iterator[None]:
 def agree(signum: int, due: bool) -> tuple[int, bool]:
     """The largest signal number and whether any process found a checkpoint due, over all
     processes of the run (one collective per step, in multi-process runs only)."""
-    from .distributed import all_reduce
+    from .processes import all_reduce
 
     most, any_due = all_reduce([signum, int(due)], op="max")
     return int(most), bool(any_due)
