@@ -10,11 +10,12 @@ from typing import Any
 
 
 def launch(nproc: int, argv: list[str], nnodes: int = 1, node_rank: int = 0,
-           rdzv_endpoint: str | None = None, prepared: Any = None) -> int:
+           rdzv_endpoint: str | None = None, ready: Any = None) -> int:
     """Run `adapters-sft ARGV` in `nproc` processes on this machine (times `nnodes` machines)
-    under torch.distributed.run; returns the exit status of the launch. `prepared`: the data
-    as the launching command prepared it, handed to the processes (data/handoff.py)."""
-    if prepared is None:
+    under torch.distributed.run; returns the exit status of the launch. `ready`: what the
+    launching command's pre-flight built, whose rows and tokenized data are handed to the
+    processes (data/handoff.py)."""
+    if ready is None:
         return _launch(nproc, argv, nnodes, node_rank, rdzv_endpoint, {})
     import tempfile
     from pathlib import Path
@@ -22,7 +23,7 @@ def launch(nproc: int, argv: list[str], nnodes: int = 1, node_rank: int = 0,
     from .data import handoff
 
     with tempfile.TemporaryDirectory(prefix="adapters-sft-prepared-") as folder:
-        handoff.save(prepared, Path(folder))
+        handoff.save(ready.splits, ready.prepared, Path(folder))
         return _launch(nproc, argv, nnodes, node_rank, rdzv_endpoint, {handoff.ENV: folder})
 
 

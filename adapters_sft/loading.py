@@ -49,7 +49,7 @@ def model_load_kwargs(recipe: Recipe, strategy: Any) -> dict[str, Any]:
         quant = kwargs.get("quantization_config")
         if getattr(quant, "load_in_4bit", False):
             quant.bnb_4bit_compute_dtype = kwargs["dtype"]
-    dropout = own_keys.split(recipe)[0].dropout
+    dropout = recipe.training_split[0].dropout
     if dropout is not None:
         from .models import load_config
 

@@ -4,6 +4,7 @@ one UserError naming the key or file:line and the fix."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from .data.formats import PREFERENCE_KINDS
@@ -16,9 +17,11 @@ if TYPE_CHECKING:
 
 
 def load_data(recipe: Recipe) -> Splits:
-    from .data import load_splits
+    """The recipe's rows; in a process `train --nproc` started, the rows its launcher read."""
+    from .data import handoff, load_splits
 
-    return load_splits(recipe)
+    folder = handoff.handed()
+    return handoff.load_splits(folder) if folder is not None else load_splits(recipe)
 
 
 def prepare_data(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
@@ -28,10 +31,9 @@ def prepare_data(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
 
     from .data import handoff
 
-    task = get_task(recipe.task)
-    task.check_data(recipe, splits.kind)
     folder = handoff.handed()  # prepared once by the launching command (train --nproc)
-    prepared = handoff.load(folder) if folder is not None else task.tokenize(recipe, splits, args)
+    prepared = handoff.load(folder) if folder is not None else \
+        get_task(recipe.task).tokenize(recipe, splits, args)
     if prepared.report.fatal:
         raise UserError(fatal_line(prepared.report))
     return prepared
@@ -68,19 +70,24 @@ def check_eval(recipe: Recipe, fmt: str) -> None:
 
 
 @dataclasses.dataclass
-class Ruled:
-    """What the rules built on their way, handed on so nothing is built twice."""
+class Ready:
+    """What pre-flight built on its way, handed to the trainer so nothing is built twice."""
     splits: Splits
-    args: Any = None   # the Trainer's config (full rules only)
-    start: Any = None  # the run init_from names (runs.Opened), or None
+    strategy: Any                    # the recipe's strategy, its own checks passed
+    args: Any = None                 # the Trainer's config (full rules only)
+    start: Any = None                # the run init_from names (run_reader.Opened), or None
+    prepared: Prepared | None = None  # the tokenized data (preflight(), after the rules)
 
 
-def rules(recipe: Recipe, full: bool = True) -> Ruled:
+def rules(recipe: Recipe, full: bool = True, checkpoints: Path | None = None,
+          processes: int | None = None) -> Ready:
     """Every refusal of a recipe and its data that needs no tokenizer and no weights, in one
     order, so `validate`, `check` and `train` refuse the same things with the same lines.
     `full` (check, train) also reads the model's config with transformers and builds the
-    Trainer's config, whose own cross-checks need their libraries imported (seconds);
-    `validate` runs the rest in a fraction of one (training keys against a cached schema)."""
+    Trainer's config (writing checkpoints into `checkpoints`, by default the run's staging
+    folder's), whose own cross-checks need their libraries imported (seconds); `validate` runs
+    the rest in a fraction of one (training keys against a cached schema). `processes`: the
+    command that is about to launch that many processes asks (train --nproc), not one of them."""
     from . import init_from
     from .training import trainer_keys
     from .sharding import check_recipe
@@ -90,30 +97,34 @@ def rules(recipe: Recipe, full: bool = True) -> Ruled:
     from .registry import get_task
 
     check_model(recipe.model)  # a bad alias, path or config.json
-    check_recipe(recipe, world_size())
+    check_recipe(recipe, processes or world_size(), launching=processes is not None)
     splits = load_data(recipe)
     task = get_task(recipe.task)
     task.check_data(recipe, splits.kind)
     has_eval = splits.eval is not None
     trainer_keys.check_recipe(recipe, trainer_keys.schema(task), has_eval)
-    build_strategy(recipe).preflight()
+    strategy = build_strategy(recipe)
+    strategy.preflight()
     check_eval(recipe, splits.kind)
     start = init_from.check(recipe)
     if not full:
-        return Ruled(splits, None, start)
-    from .training.args import training_args
+        return Ready(splits, strategy, None, start)
+    from .rundir import CHECKPOINTS, partial_dir
+    from .training.args import training_args  # what needs the libraries, after every cheap check
 
     load_config(recipe.model, recipe.trust_remote_code)
-    args = training_args(recipe, has_eval=has_eval)
-    return Ruled(splits, args, start)
+    checkpoints = checkpoints or partial_dir(Path(recipe.output_dir)) / CHECKPOINTS
+    return Ready(splits, strategy, training_args(recipe, checkpoints, has_eval), start)
 
 
-def preflight(recipe: Recipe, echo: Callable[[str], Any]) -> tuple[Splits, Prepared]:
+def preflight(recipe: Recipe, echo: Callable[[str], Any], checkpoints: Path | None = None,
+              processes: int | None = None) -> Ready:
     """Cheap checks first (rules): strategy, data and training keys fail before any model
-    loads; then the tokenized data's own problems (check's report)."""
-    ruled = rules(recipe)
-    splits, start = ruled.splits, ruled.start
-    prepared = prepare_data(recipe, splits, ruled.args)
+    loads; then the tokenized data's own problems (check's report). The result holds all
+    the trainer needs besides the model."""
+    ready = rules(recipe, checkpoints=checkpoints, processes=processes)
+    ready.prepared = prepared = prepare_data(recipe, ready.splits, ready.args)
+    start = ready.start
     if start is not None and start.tokenizer.chat_template != prepared.tokenizer.chat_template:
         echo(f"warning: init_from: {start.path} was trained with another chat template than this "
              "recipe renders; set data.template as that run did")
@@ -123,4 +134,4 @@ def preflight(recipe: Recipe, echo: Callable[[str], Any]) -> tuple[Splits, Prepa
         echo(f"warning: training.optim={recipe.training['optim']}: bitsandbytes' paged optimizers "
              "are reported to fail when their state is loaded on resume (not checked here: they "
              "need a GPU); if this run may need resuming, prefer adamw_torch")
-    return splits, prepared
+    return ready

@@ -1,13 +1,14 @@
 """Recipes: typed, validated run descriptions, loaded by name or path.
 
 Precedence is defaults < YAML < command-line overrides (`strategy.r=8`). A recipe name is the
-path of a shipped YAML file below `adapters_sft/recipes/` without `.yaml` (`smollm2-135m/lora`); anything
+path of a shipped YAML file below the top-level `recipes/` without `.yaml` (`smollm2-135m/lora`); anything
 that is an existing file is read as a path, so a `cp` copy runs unchanged. Every error names
 the key and where it came from (`my.yaml:7` or `command line`).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.resources
 import re
 from pathlib import Path
@@ -189,14 +190,24 @@ class Recipe:
             out.pop(key)
         return out
 
+    @functools.cached_property
+    def training_split(self) -> tuple[Any, dict[str, Any]]:
+        """(our own `training:` keys, checked: training/own_keys.OwnKeys; the rest, for the
+        Trainer's config), split once: the loader, the Trainer's config, model loading and the
+        trainer all read it. `training` is never changed after loading."""
+        from .training import own_keys
+
+        return own_keys.split(self)
+
 
 _SECTIONS = {"data": DataSection, "eval": EvalSection, "checkpoint": CheckpointSection,
              "distributed": DistributedSection}
 
 
 def recipes_root() -> Path:
-    """Shipped recipes: the package's recipes/ folder (in a checkout and in the wheel)."""
-    return Path(str(importlib.resources.files("adapters_sft") / "recipes"))
+    """The shipped recipes: the top-level recipes/ folder, installed as the package
+    adapters_sft.recipes, so a checkout (editable install) and a wheel find it the same way."""
+    return Path(str(importlib.resources.files("adapters_sft.recipes")))
 
 
 def recipe_names() -> list[str]:
@@ -359,8 +370,6 @@ def _validate(raw: dict[str, Any], name: str, path: Path, where: Callable[[str],
                         f"got '{recipe.dtype}'")
     recipe.name, recipe.source = name, str(path)
     recipe.where = where  # later checks (training keys against SFTConfig) name file:line too
-    from .training import own_keys
-
-    own_keys.split(recipe)  # our own training: keys (dropout, ...) checked now; TRL's at training_args
+    recipe.training_split  # our own training: keys (dropout, ...) checked now; TRL's at training/args
     recipe.output_dir = recipe.output_dir or str(Path("runs") / name)
     return recipe

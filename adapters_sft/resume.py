@@ -104,8 +104,8 @@ def _resume_exclusive(out: Path, overrides: list[str] | None, force: bool,
     then = _fingerprint_then(work / rundir.FINGERPRINT, force)
     recipe.name = str(then.get("name", recipe.name))  # the recipe file here is recipe.yaml
     step = checkpoints.step_of(found)
-    data = preflight(recipe, echo)
-    now = fingerprint(recipe, data[0])
+    ready = preflight(recipe, echo)
+    now = fingerprint(recipe, ready.splits)
     changed = differences(then, now)
     if changed and not force:
         raise UserError(f"{found}: {changed[0]}; resume with what the run started with, or add "
@@ -124,4 +124,4 @@ def _resume_exclusive(out: Path, overrides: list[str] | None, force: bool,
         rundir.truncate_metrics(work / rundir.METRICS, step)
     barrier()  # the other processes start from the folder as the main one left it
     echo(f"resuming '{recipe.name}' from step {step} ({found}) -> {out}")
-    return run_in(recipe, work, echo, data, resume_from=found)
+    return run_in(recipe, work, echo, ready, resume_from=found)

@@ -18,31 +18,30 @@ from .rundir import CHECKPOINTS
 
 if TYPE_CHECKING:
     from .data import Splits
-    from .data.tokenize import Prepared
+    from .preflight import Ready
 
 
 def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = None,
-                  data: tuple[Splits, Prepared] | None = None) -> tuple[Any, Any, Splits]:
+                  ready: Ready | None = None) -> tuple[Any, Any, Splits]:
     """(trainer, strategy, splits) ready to train; nothing is written outside `work_dir`.
-    `data` is what preflight's `load_data` and `prepare_data` returned, when the caller has them."""
-    from .training import own_keys
+    `ready` is what pre-flight built for checkpoints in `work_dir` (the strategy, the Trainer's
+    config, the tokenized data); without it, pre-flight runs here, quietly."""
     from . import sharding
-    from .loading import build_strategy, model_load_kwargs
-    from .preflight import load_data, prepare_data
+    from .loading import model_load_kwargs
+    from .preflight import preflight
     from .registry import get_task
-    from .training.args import training_args
+    from .training import own_keys
 
-    strategy = build_strategy(recipe)
-    if data is None:
-        splits = load_data(recipe)
-        data = splits, prepare_data(recipe, splits, training_args(recipe, work_dir / CHECKPOINTS,
-                                                                  splits.eval is not None))
-    splits, prepared = data
-    args = training_args(recipe, work_dir / CHECKPOINTS, splits.eval is not None)
-    ours = own_keys.split(recipe)[0]
+    ready = ready or preflight(recipe, lambda line: None, work_dir / CHECKPOINTS)
+    strategy, args = ready.strategy, ready.args
+    if Path(args.output_dir) != work_dir / CHECKPOINTS:  # a caller's mistake, never a user's
+        raise RuntimeError(f"pre-flight built the Trainer's config for {args.output_dir}, not "
+                           f"{work_dir / CHECKPOINTS}")
+    ours = recipe.training_split[0]
     callbacks = [*(callbacks or []), *own_keys.callbacks(ours)]
     load = sharding.load_values(recipe, model_load_kwargs(recipe, strategy))
-    trainer = get_task(recipe.task).build_trainer(recipe, strategy, args, prepared, callbacks, load)
+    trainer = get_task(recipe.task).build_trainer(recipe, strategy, args, ready.prepared, callbacks,
+                                                  load)
     sharding.verify(trainer, recipe)
     trainer.keep_checkpoints = recipe.checkpoint.keep
     strategy.after_trainer(trainer)
@@ -51,7 +50,7 @@ def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = 
 
     tiled_mlp.apply(trainer.model, ours.mlp_tile_tokens, recipe.where("training.mlp_tile_tokens") +
                     "training.mlp_tile_tokens: ")
-    return trainer, strategy, splits
+    return trainer, strategy, ready.splits
 
 
 @dataclasses.dataclass
@@ -64,8 +63,8 @@ class RunResult:
 
 
 def train(recipe: Recipe, echo: Callable[[str], Any] = print,
-          gate: Callable[[tuple[Splits, Prepared]], None] | None = None) -> RunResult:
-    """Train `recipe` into its run directory. `gate(data)`, once the data is prepared and
+          gate: Callable[[Ready], None] | None = None) -> RunResult:
+    """Train `recipe` into its run directory. `gate(ready)`, once the data is prepared and
     before any model loads or anything is written, may refuse the run (the CLI's memory plan)."""
     from . import rundir
 
@@ -79,7 +78,7 @@ def train(recipe: Recipe, echo: Callable[[str], Any] = print,
 
 
 def _train_exclusive(recipe: Recipe, out: Path, echo: Callable[[str], Any],
-                     gate: Callable[[tuple[Splits, Prepared]], None] | None = None) -> RunResult:
+                     gate: Callable[[Ready], None] | None = None) -> RunResult:
     from . import checkpoints, rundir
     from .fingerprint import fingerprint
     from .preflight import preflight
@@ -92,19 +91,19 @@ def _train_exclusive(recipe: Recipe, out: Path, echo: Callable[[str], Any],
                         "or add overwrite=true to discard it and start over")
     from .processes import barrier, is_main
 
-    data = preflight(recipe, echo)
+    ready = preflight(recipe, echo)
     if gate is not None:
-        gate(data)
+        gate(ready)
     echo(f"training '{recipe.name}' with strategy '{recipe.strategy.name}' on {recipe.model} -> {out}")
     if not is_main():
         barrier()  # the main process has made the staging folder
-        return run_in(recipe, rundir.partial_dir(out), echo, data)
+        return run_in(recipe, rundir.partial_dir(out), echo, ready)
     work = rundir.staging_dir(out)
     rundir.write_recipe(work / rundir.RECIPE, saved_recipe(recipe), out / rundir.RECIPE)
-    rundir.write_json(work / rundir.FINGERPRINT, fingerprint(recipe, data[0]))
-    rundir.write_heldout(work, data[0])
+    rundir.write_json(work / rundir.FINGERPRINT, fingerprint(recipe, ready.splits))
+    rundir.write_heldout(work, ready.splits)
     barrier()
-    return run_in(recipe, work, echo, data)
+    return run_in(recipe, work, echo, ready)
 
 
 def saved_recipe(recipe: Recipe) -> dict[str, Any]:
@@ -115,7 +114,7 @@ def saved_recipe(recipe: Recipe) -> dict[str, Any]:
     return portable_paths({**recipe.to_dict(), "output_dir": recipe.output_dir, "overwrite": False})
 
 
-def run_in(recipe: Recipe, work: Path, echo: Callable[[str], Any], data: tuple[Splits, Prepared],
+def run_in(recipe: Recipe, work: Path, echo: Callable[[str], Any], ready: Ready,
            resume_from: Path | None = None) -> RunResult:
     """Train in the staging folder `work` (from a checkpoint, if given) and commit the run.
     A run that stops keeps its staging folder only if it holds a complete checkpoint."""
@@ -124,7 +123,7 @@ def run_in(recipe: Recipe, work: Path, echo: Callable[[str], Any], data: tuple[S
 
     out = Path(recipe.output_dir)
     if not is_main():  # trains and scores as the main process does; writes and commits nothing
-        trainer, scores, cost = _train_in(recipe, work, echo, data, resume_from)
+        trainer, scores, cost = _train_in(recipe, work, echo, ready, resume_from)
         barrier()
         return RunResult(out, scores, trainer, recipe.task, cost)
 
@@ -133,7 +132,7 @@ def run_in(recipe: Recipe, work: Path, echo: Callable[[str], Any], data: tuple[S
 
     try:
         with rundir.staged(out, work, keep=resumable):
-            trainer, scores, cost = _train_in(recipe, work, echo, data, resume_from)
+            trainer, scores, cost = _train_in(recipe, work, echo, ready, resume_from)
             barrier()  # every process is done before the run is renamed into place
     except BaseException as exc:
         found, _ = checkpoints.latest(work / CHECKPOINTS)
@@ -160,7 +159,7 @@ def _env(**values: str) -> Iterator[None]:
 
 
 def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
-              data: tuple[Splits, Prepared],
+              ready: Ready,
               resume_from: Path | None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     from . import checkpoints, checkpoint_trainer, rundir, sharding
     from .registry import get_task
@@ -175,9 +174,9 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
     schedule = checkpoint_trainer.schedule_callback(recipe.checkpoint, stop)
     with _env(TENSORBOARD_LOGGING_DIR=str(work / rundir.TENSORBOARD)):  # read as the Trainer starts
         trainer, strategy, splits = build_trainer(recipe, work, [logger, schedule] if main else [schedule],
-                                                  data)
+                                                  ready)
     trainer.stop_request = stop
-    eval_rows = data[1].eval_rows or []  # held-out rows as training rows went through the template
+    eval_rows = ready.prepared.eval_rows or []  # held-out rows as training rows went through the template
     tokenizer = trainer.processing_class
     # the before-training score of an interrupted run was saved when it was taken
     scores: dict[str, Any] = rundir.read_json(work / rundir.EVAL) if resume_from and \
@@ -219,7 +218,7 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
     metrics.draw()
     if recipe.eval.metric != "none":
         rundir.write_json(work / rundir.EVAL, scores)
-    task.after_training(work, scores, data[1])
+    task.after_training(work, scores, ready.prepared)
     if whole is None:
         strategy.save(trainer.model, work / strategy.artifact)
     else:  # the model's own parameters are this process's shards

@@ -135,7 +135,7 @@ def main(train_rows: int, held_rows: int, out: Path, sides: list[str]) -> dict[s
         recipe = load_recipe("smollm2-135m/lora", [f"data.train={train}", f"data.eval={held}",
                                                    f"data.max_length={MAX_LENGTH}", f"seed={SEED}",
                                                    f"training.per_device_train_batch_size={BATCH}"])
-        _, prepared = preflight(recipe, echo=lambda line: None)
+        prepared = preflight(recipe, echo=lambda line: None).prepared
         tokens = sum(min(len(ids), MAX_LENGTH) for ids in prepared.train["input_ids"])
         batching = next(n for n in prepared.report.notes if n.startswith("batching:"))
         print(f"{train_rows} training rows, {tokens} tokens after truncation; {batching}", flush=True)

@@ -81,8 +81,9 @@ def test_every_rule_has_a_case():
 
     tree = ast.parse(textwrap.dedent(inspect.getsource(preflight.rules)))
     called = {ast.unparse(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
-    # each is a rule with a case above, or plumbing (get_task, schema, world_size, Ruled)
+    # each is a rule with a case above, or plumbing (get_task, schema, world_size, Ready, paths)
     assert called == {
         "check_model", "check_recipe", "load_data", "get_task", "task.check_data", "world_size",
-        "training_keys.check_recipe", "training_keys.schema", "build_strategy(recipe).preflight",
-        "build_strategy", "check_eval", "init_from.check", "load_config", "training_args", "Ruled"}, called
+        "trainer_keys.check_recipe", "trainer_keys.schema", "strategy.preflight",
+        "build_strategy", "check_eval", "init_from.check", "load_config", "training_args", "Ready",
+        "partial_dir", "Path"}, called

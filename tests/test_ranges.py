@@ -52,11 +52,11 @@ def _yaml(value: float, integer: bool) -> str:
 
 def recipe_options() -> list[tuple[str, str, typing.Any, dict]]:
     """(strategy, dotted key, hint, field metadata) for every numeric option of a recipe."""
-    from adapters_sft.training.own_keys import Knobs
+    from adapters_sft.training.own_keys import OwnKeys
     from adapters_sft.recipe import _SECTIONS, Recipe
     from adapters_sft.registry import get_strategy, strategy_names
 
-    groups = [("lora", "", Recipe), ("lora", "training.", Knobs),
+    groups = [("lora", "", Recipe), ("lora", "training.", OwnKeys),
               *[("lora", f"{key}.", cls) for key, cls in _SECTIONS.items()],
               *[(name, "strategy.", get_strategy(name).Options) for name in strategy_names()]]
     out = []

@@ -7,7 +7,7 @@ import pytest
 
 from adapters_sft.cli.main import main
 from adapters_sft.errors import UserError
-from adapters_sft.recipe import load_recipe, recipe_names
+from adapters_sft.recipe import load_recipe, recipe_names, recipes_root
 from adapters_sft.training.args import training_args
 
 
@@ -17,6 +17,18 @@ def test_every_shipped_recipe_validates_and_says_how_to_run_it(name, tmp_path):
     training_args(recipe, tmp_path, bool(recipe.data.eval or recipe.data.val_size))
     first_lines = Path(recipe.source).read_text().splitlines()[:3]
     assert any(line.startswith("# Run: adapters-sft train " + name) for line in first_lines)
+
+
+def test_shipped_recipes_are_the_top_level_recipes_folder():
+    """The checkout's recipes/ is what the package finds (the wheel: .ci/wheel-check), every
+    YAML file in it is a name, and no second copy hides inside the package folder."""
+    import adapters_sft
+
+    top = Path(__file__).resolve().parents[1] / "recipes"
+    assert recipes_root().resolve() == top
+    assert recipe_names() == sorted(str(p.relative_to(top).with_suffix("")) for p in top.rglob("*.yaml"))
+    assert len(recipe_names()) >= 19
+    assert not (Path(adapters_sft.__file__).parent / "recipes").exists()
 
 
 def test_ships_every_strategy_for_smollm2_and_the_gpu_recipes():

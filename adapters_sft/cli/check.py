@@ -25,8 +25,8 @@ def run(args: argparse.Namespace) -> int:
     from ..registry import get_task
 
     recipe = load_recipe(args.recipe, args.overrides)
-    ruled = rules(recipe)  # what train refuses before tokenizing, refused with its lines
-    report = get_task(recipe.task).tokenize(recipe, ruled.splits, ruled.args).report
+    ready = rules(recipe)  # what train refuses before tokenizing, refused with its lines
+    report = get_task(recipe.task).tokenize(recipe, ready.splits, ready.args).report
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     print(f"check {recipe.name}: model {recipe.model}")
     print(report.render(color))

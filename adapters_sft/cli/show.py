@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..checkpoints import CheckpointSection
-from ..training.own_keys import Knobs
+from ..training.own_keys import OwnKeys
 from ..recipe import DataSection, find_recipe, read_recipe_file
 from ..registry import get_strategy
 from ..fields import describe_fields
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     for field, type_, default, help_ in describe_fields(DataSection):
         print(f"#   data.{field} ({type_}, default {default!r}): {help_}")
     print("\n# our training keys, beside SFTConfig's / TrainingArguments' (docs/strategies.md)")
-    for field, type_, default, help_ in describe_fields(Knobs):
+    for field, type_, default, help_ in describe_fields(OwnKeys):
         print(f"#   training.{field} ({type_}, default {default!r}): {help_}")
     print("\n# checkpoints for resume (docs/resume.md; `adapters-sft resume RUN_DIR` continues a run)")
     for field, type_, default, help_ in describe_fields(CheckpointSection):

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if not launched():
         gpu_recipe_here(recipe, args)
     # launched processes were planned by the launching command
-    gate = (lambda data: check_plan(recipe, args, data)) if not launched() else None
+    gate = (lambda ready: check_plan(recipe, args, ready)) if not launched() else None
     result = train(recipe, echo=lambda line: print(f"adapters-sft: {line}", flush=True), gate=gate)
     if is_main():
         report(result)
@@ -58,37 +58,36 @@ def launch(recipe: Any, args: argparse.Namespace) -> int:
     """Check everything once here (recipe, data, strategy, plan), then train in --nproc
     processes: bad input is one line and exit 2 before any process starts."""
     from ..launch import check_launch, launch as run_processes
-    from ..sharding import check_recipe
     from ..preflight import preflight
     from ..rundir import check_target
 
     check_launch(args.nproc, args.nnodes, args.node_rank)
-    check_recipe(recipe, args.nproc * args.nnodes, launching=True)
     check_target(Path(recipe.output_dir), recipe.overwrite)
-    data = preflight(recipe, echo=lambda line: print(f"adapters-sft: {line}", flush=True))
-    check_plan(recipe, args, data, processes=args.nproc)
+    ready = preflight(recipe, echo=lambda line: print(f"adapters-sft: {line}", flush=True),
+                      processes=args.nproc * args.nnodes)
+    check_plan(recipe, args, ready, processes=args.nproc)
     argv = ["train", args.recipe, *args.overrides] + (["--ignore-plan"] if args.ignore_plan else [])
     print(f"adapters-sft: training in {args.nproc * args.nnodes} processes "
           f"({args.nproc} on this machine) under torch.distributed.run", flush=True)
     status = run_processes(args.nproc, argv, args.nnodes, args.node_rank, args.rdzv_endpoint,
-                           prepared=data[1] if args.nnodes == 1 else None)
+                           ready=ready if args.nnodes == 1 else None)
     if status != 0:
         print(f"adapters-sft: a training process failed (exit status {status}); the lines above "
               "say why", file=sys.stderr)
     return status
 
 
-def check_plan(recipe: Any, args: argparse.Namespace, data: Any, processes: int = 1) -> bool:
+def check_plan(recipe: Any, args: argparse.Namespace, ready: Any, processes: int = 1) -> bool:
     """Print the plan's verdict for this machine once the data is prepared (no weights loaded
     yet), for rows as long as the longest one; refuse a run it says cannot fit, unless
     --ignore-plan. A recipe the plan cannot estimate trains unplanned, saying why (False).
-    `data` None: before the data is read, for rows of data.max_length."""
+    `ready` (preflight's) None: before the data is read, for rows of data.max_length."""
     from ..errors import UserError
     from ..plan import estimate
     from ..plan.target import this_machine
 
     try:
-        est = estimate(recipe, this_machine(), longest_row(recipe, data[1]) if data else None, processes)
+        est = estimate(recipe, this_machine(), longest_row(recipe, ready.prepared) if ready else None, processes)
     except Exception as exc:  # not modelled, or no config yet (a hub model not downloaded)
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"adapters-sft: plan: no estimate ({reason}); training unplanned", flush=True)

@@ -1,11 +1,13 @@
-"""Prepared data handed from `train --nproc N` to the processes it starts, so the data is read
-and tokenized once (by the launching command's pre-flight) rather than once per process.
+"""Data handed from `train --nproc N` to the processes it starts, so the data is read and
+tokenized once (by the launching command's pre-flight) rather than once per process.
 
-The launcher writes its `Prepared` into a private temporary folder: the tokenizer as
-`save_pretrained` writes it, the tokenized splits as `datasets` saves them (Arrow files), the
-rest as JSON; it names the folder in ADAPTERS_SFT_PREPARED for the processes, which read it back
-instead of preparing. The folder is removed when the launch ends. Processes started another way
-(plain torchrun) prepare their own.
+The launcher writes into a private temporary folder the rows it read (`Splits`, as JSON: the
+processes run the same checks on them and fingerprint them, without opening the data files
+again) and its `Prepared`: the tokenizer as `save_pretrained` writes it, the tokenized splits as
+`datasets` saves them (Arrow files), the rest as JSON. It names the folder in
+ADAPTERS_SFT_PREPARED for the processes, which read it back instead of reading and preparing.
+The folder is removed when the launch ends. Processes started another way (plain torchrun)
+read and prepare their own.
 """
 from __future__ import annotations
 
@@ -18,7 +20,11 @@ from typing import Any
 ENV = "ADAPTERS_SFT_PREPARED"
 
 
-def save(prepared: Any, folder: Path) -> None:
+SPLITS = "splits.json"
+
+
+def save(splits: Any, prepared: Any, folder: Path) -> None:
+    (folder / SPLITS).write_text(json.dumps(dataclasses.asdict(splits)))
     prepared.tokenizer.save_pretrained(folder / "tokenizer")
     prepared.train.save_to_disk(str(folder / "train"))
     if prepared.eval is not None:
@@ -43,6 +49,14 @@ def load(folder: Path) -> Any:
     return Prepared(AutoTokenizer.from_pretrained(folder / "tokenizer"),
                     load_from_disk(str(folder / "train")), held, report, rest["chat"],
                     rest["labels"], rest["batching"], rest["eval_rows"])
+
+
+def load_splits(folder: Path) -> Any:
+    from .load import Split, Splits
+
+    raw = json.loads((folder / SPLITS).read_text())
+    held = Split(**raw["eval"]) if raw["eval"] is not None else None
+    return Splits(Split(**raw["train"]), held, raw["format"], raw["kind"], raw["warnings"])
 
 
 def handed() -> Path | None:

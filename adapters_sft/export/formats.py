@@ -78,7 +78,7 @@ def export_gguf(run_dir: str | Path, out: Path, outtype: str, overwrite: bool,
     # Refuse what the writer cannot express before spending a merge on it.
     check_exportable(load_config(run.recipe.model, run.recipe.trust_remote_code), run.tokenizer)
     with staged(out) as tmp:
-        merged = merge_run(run.path, tmp / "merged", "float32", echo=echo, keep_model=True)
+        merged = merge_run(run, tmp / "merged", "float32", echo=echo, keep_model=True)
         written = "f16" if outtype in llamacpp.KQUANTS else outtype  # k-quants start from f16
         name = f"{run.path.name}.{written}.gguf"
         write_gguf(merged.model, run.tokenizer, tmp / name, written, run.recipe.name,

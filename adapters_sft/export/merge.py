@@ -77,9 +77,11 @@ class MergeResult:
     seqs: list[Any] = dataclasses.field(default_factory=list)    # the probes as token ids, if kept
 
 
-def merge_run(run_dir: str | Path, out: str | Path, dtype: str = "auto", overwrite: bool = False,
-              echo: Callable[[str], Any] = print, keep_model: bool = False) -> MergeResult:
-    """Merge `run_dir` into `out`, check drift, and write the folder only if the check passes."""
+def merge_run(run_dir: str | Path | Opened, out: str | Path, dtype: str = "auto",
+              overwrite: bool = False, echo: Callable[[str], Any] = print,
+              keep_model: bool = False) -> MergeResult:
+    """Merge `run_dir` into `out`, check drift, and write the folder only if the check passes.
+    `run_dir` may be the run already opened and checked as mergeable (export's GGUF path)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -88,9 +90,13 @@ def merge_run(run_dir: str | Path, out: str | Path, dtype: str = "auto", overwri
     from ..rundir import staged, write_json
     from ..loading import model_load_kwargs
 
-    run, out = open_run(run_dir, "merge"), Path(out)
-    run.strategy.check_mergeable()
-    run.check_base()
+    out = Path(out)
+    if isinstance(run_dir, Opened):
+        run = run_dir
+    else:
+        run = open_run(run_dir, "merge")
+        run.strategy.check_mergeable()
+        run.check_base()
     dtype = resolve_dtype(dtype, run.recipe)
     check_out(out, overwrite, run.path)
     rows, source = drift.probe_rows(run.recipe, run=run.path)

@@ -43,7 +43,7 @@ def training_args(recipe: Recipe, output_dir: Path | None = None, has_eval: bool
 
     task = get_task(recipe.task)
     config_cls = task.config_class()
-    ours, training = own_keys.split(recipe)
+    ours, training = recipe.training_split
     trainer_keys.check_recipe(recipe, config_cls, has_eval)
     from ..processes import world_size
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 
 @dataclasses.dataclass
-class Knobs:
+class OwnKeys:
     dropout: float | None = option(None, "model dropout (hidden, attention, classifier), 0 to 1; "
                                          "unset keeps the checkpoint's", Range(0, 1, high_open=True))
     layer_lr_decay: float | None = option(None, "block i trains at lr * decay ** (depth from the "
@@ -41,17 +41,17 @@ class Knobs:
                                                "pass (long rows); unset: in one piece", Range(1))
 
 
-KEYS = tuple(f.name for f in dataclasses.fields(Knobs))
+KEYS = tuple(f.name for f in dataclasses.fields(OwnKeys))
 
 
-def split(recipe: Recipe) -> tuple[Knobs, dict[str, Any]]:
+def split(recipe: Recipe) -> tuple[OwnKeys, dict[str, Any]]:
     """(our knobs, the rest of `training:` for the Trainer's config class)."""
     ours = {k: v for k, v in recipe.training.items() if k in KEYS}
     rest = {k: v for k, v in recipe.training.items() if k not in KEYS}
-    return build(Knobs, ours, "training", recipe.where), rest
+    return build(OwnKeys, ours, "training", recipe.where), rest
 
 
-def config_defaults(recipe: Recipe, knobs: Knobs, has_eval: bool) -> dict[str, Any]:
+def config_defaults(recipe: Recipe, ours: OwnKeys, has_eval: bool) -> dict[str, Any]:
     """Defaults the knobs imply for the Trainer's config; the user's own keys win."""
     from ..registry import get_task
 
@@ -60,11 +60,11 @@ def config_defaults(recipe: Recipe, knobs: Knobs, has_eval: bool) -> dict[str, A
     task = get_task(recipe.task)
     if task.eval_every_epoch and has_eval:
         values["eval_strategy"] = "epoch"
-    best = knobs.early_stopping_patience is not None or user.get("load_best_model_at_end")
+    best = ours.early_stopping_patience is not None or user.get("load_best_model_at_end")
     if not best:
         return values
     if not has_eval:
-        key = "early_stopping_patience" if knobs.early_stopping_patience is not None else "load_best_model_at_end"
+        key = "early_stopping_patience" if ours.early_stopping_patience is not None else "load_best_model_at_end"
         raise UserError(f"{recipe.where('training.' + key)}training.{key}: needs held-out data to "
                         "pick the best checkpoint; set data.eval=PATH or data.val_size")
     schedule = user.get("eval_strategy", values.get("eval_strategy", "steps"))
@@ -85,19 +85,19 @@ def dropout_overrides(config: Any, p: float | None) -> dict[str, Any]:
             if ("dropout" in k or k.endswith("_pdrop")) and (v is None or type(v) in (int, float))}
 
 
-def callbacks(knobs: Knobs) -> list[Any]:
-    if knobs.early_stopping_patience is None:
+def callbacks(ours: OwnKeys) -> list[Any]:
+    if ours.early_stopping_patience is None:
         return []
     from transformers import EarlyStoppingCallback
 
-    return [EarlyStoppingCallback(early_stopping_patience=knobs.early_stopping_patience)]
+    return [EarlyStoppingCallback(early_stopping_patience=ours.early_stopping_patience)]
 
 
-def install_optimizer(trainer: Any, knobs: Knobs, strategy: Any) -> None:
+def install_optimizer(trainer: Any, ours: OwnKeys, strategy: Any) -> None:
     """Our parameter groups where the run needs them (optim.py); otherwise Trainer's own."""
     from .. import optim
 
     scale, later = strategy.lr_scale(), strategy.later_params()
-    if knobs.layer_lr_decay is None and scale is None and not later:
+    if ours.layer_lr_decay is None and scale is None and not later:
         return
-    optim.install(trainer, knobs.layer_lr_decay, scale or (lambda name: 1.0), later)
+    optim.install(trainer, ours.layer_lr_decay, scale or (lambda name: 1.0), later)

@@ -153,7 +153,7 @@ def check_recipe(recipe: Any, config: type | Schema, has_eval: bool) -> None:
     evaluation schedule only with held-out data."""
     from . import own_keys
 
-    _, training = own_keys.split(recipe)
+    _, training = recipe.training_split
     check(training, config, own_keys.KEYS, recipe.where)
     check_reporters(training, recipe.where)
     check_evaluation(training, has_eval, recipe.where)

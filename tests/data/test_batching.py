@@ -97,7 +97,7 @@ def uneven(tmp_path):
 
 def test_auto_groups_uneven_rows_by_length_and_says_why(tiny_recipe, tmp_path):
     recipe = tiny_recipe("lora", f"data.train={uneven(tmp_path)}", "data.eval=null", "data.max_length=128")
-    _, prepared = preflight(recipe, echo=lambda line: None)
+    prepared = preflight(recipe, echo=lambda line: None).prepared
     line = next(n for n in prepared.report.notes if n.startswith("batching:"))
     assert line.startswith("batching: length-grouped (data.packing=auto; padding: random order ")
     trainer, _, _ = build_trainer(recipe, tmp_path / "w")
@@ -105,7 +105,7 @@ def test_auto_groups_uneven_rows_by_length_and_says_why(tiny_recipe, tmp_path):
 
 
 def test_uniform_rows_stay_in_random_order(tiny_recipe, tmp_path):
-    _, prepared = preflight(tiny_recipe("lora"), echo=lambda line: None)
+    prepared = preflight(tiny_recipe("lora"), echo=lambda line: None).prepared
     assert prepared.batching == {}
     assert any(n.startswith("batching: random order (data.packing=auto;") for n in prepared.report.notes)
 
@@ -126,6 +126,6 @@ def test_packing_true_trains_on_padding_free_batches(tiny_recipe, tmp_path):
 def test_the_recipes_own_training_keys_win(tiny_recipe, tmp_path):
     recipe = tiny_recipe("lora", f"data.train={uneven(tmp_path)}", "data.eval=null",
                          "training.train_sampling_strategy=sequential")
-    _, prepared = preflight(recipe, echo=lambda line: None)
+    prepared = preflight(recipe, echo=lambda line: None).prepared
     assert prepared.batching == {}
     assert any(n.startswith("batching: as training.train_sampling_strategy sets it") for n in prepared.report.notes)

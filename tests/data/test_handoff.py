@@ -25,9 +25,10 @@ def same(a, b) -> None:
 @pytest.mark.parametrize("kind", ["sft", "classification"])
 def test_prepared_data_reads_back_as_it_was(kind, tiny_recipe, cls_recipe, tmp_path):
     recipe = tiny_recipe("lora") if kind == "sft" else cls_recipe("lora")
-    _, prepared = preflight(recipe, echo=lambda line: None)
-    handoff.save(prepared, tmp_path)
-    same(handoff.load(tmp_path), prepared)
+    ready = preflight(recipe, echo=lambda line: None)
+    handoff.save(ready.splits, ready.prepared, tmp_path)
+    same(handoff.load(tmp_path), ready.prepared)
+    assert handoff.load_splits(tmp_path) == ready.splits
 
 
 def test_the_launcher_hands_its_prepared_data_to_the_processes(tiny_recipe, monkeypatch):
@@ -37,15 +38,36 @@ def test_the_launcher_hands_its_prepared_data_to_the_processes(tiny_recipe, monk
     def fake_launch(nproc, argv, nnodes, node_rank, endpoint, extra_env):
         folder = Path(extra_env[handoff.ENV])
         seen["argv"], seen["prepared"] = argv, handoff.load(folder)
+        seen["splits"] = handoff.load_splits(folder)
         return 0
 
     monkeypatch.setattr(launch, "_launch", fake_launch)
     assert main(["train", recipe.source, "--nproc", "2"]) == 0
     assert seen["argv"][:2] == ["train", recipe.source]
-    _, prepared = preflight(recipe, echo=lambda line: None)
-    same(seen["prepared"], prepared)
+    ready = preflight(recipe, echo=lambda line: None)
+    same(seen["prepared"], ready.prepared)
+    assert seen["splits"] == ready.splits
     # a process started by it reads the folder instead of preparing (only with a world size)
     monkeypatch.setenv(handoff.ENV, "/nowhere")
     assert handoff.handed() is None
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert handoff.handed() == Path("/nowhere")
+
+
+def test_a_launched_process_reads_no_data_file(tiny_recipe, tmp_path, monkeypatch):
+    """The rows come from the launcher's folder: the data files could be gone by then."""
+    import shutil
+
+    data = tmp_path / "train.jsonl"
+    shutil.copy(tiny_recipe("lora").data.train, data)
+    recipe = tiny_recipe("lora", f"data.train={data}")
+    ready = preflight(recipe, echo=lambda line: None)
+    (tmp_path / "handed").mkdir()
+    handoff.save(ready.splits, ready.prepared, tmp_path / "handed")
+    data.unlink()
+    # as in a process of a launch (handed() itself is tested above; a real world size would
+    # need the processes' rendezvous)
+    monkeypatch.setattr(handoff, "handed", lambda: tmp_path / "handed")
+    again = preflight(recipe, echo=lambda line: None)
+    assert again.splits == ready.splits
+    same(again.prepared, ready.prepared)

@@ -65,11 +65,23 @@ def test_smaller_types_write_their_tensor_types(outtype, bpe_models, train_run, 
     assert report["failed"] == "" and report["drift"]["agreement"] > 0.9
 
 
-def test_untied_head_is_written_as_output_weight(bpe_models, train_run, tmp_path):
+def test_untied_head_is_written_as_output_weight(bpe_models, train_run, tmp_path, monkeypatch):
     import gguf
 
+    from adapters_sft import run_reader
+    from adapters_sft.export import formats, merge
+
+    opened = []
+
+    def counted(*args, **kwargs):
+        opened.append(args[0])
+        return run_reader.open_run(*args, **kwargs)
+
+    monkeypatch.setattr(formats, "open_run", counted)
+    monkeypatch.setattr(merge, "open_run", counted)
     run = train_run(bpe_models["llama"], "head-only")
     assert main(["export", str(run), "--format", "gguf", "--outtype", "f32", "--out", str(tmp_path / "g")]) == 0
+    assert len(opened) == 1  # the merge on the way takes the run export opened
     names = {t.name for t in gguf.GGUFReader(str(tmp_path / "g" / "run-head-only.f32.gguf")).tensors}
     assert "output.weight" in names
 

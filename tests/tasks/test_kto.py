@@ -52,13 +52,13 @@ def test_a_few_steps_widen_the_margin_and_eval_and_merge_read_the_run(kto_recipe
 
 
 def test_rows_sorted_by_label_are_shuffled_once_and_pairs_unpaired(kto_recipe, dpo_recipe):
-    _, prepared = preflight(kto_recipe("lora", **LORA), echo=lambda line: None)
+    prepared = preflight(kto_recipe("lora", **LORA), echo=lambda line: None).prepared
     labels = [row["label"] for row in prepared.train]
     assert len(labels) == 64 and sum(labels) == 32
     assert 0 < sum(labels[:8]) < 8  # the file holds 32 desirable rows first; the first batch mixes
-    _, again = preflight(kto_recipe("lora", **LORA), echo=lambda line: None)
+    again = preflight(kto_recipe("lora", **LORA), echo=lambda line: None).prepared
     assert [r["completion"] for r in again.train] == [r["completion"] for r in prepared.train]
-    _, from_pairs = preflight(dpo_recipe("lora", task="kto", **LORA), echo=lambda line: None)
+    from_pairs = preflight(dpo_recipe("lora", task="kto", **LORA), echo=lambda line: None).prepared
     assert from_pairs.report.splits[0] == "train: 64 rows (32 desirable, 32 undesirable; from 32 pairs)"
     assert {(r["label"], r["completion"][0]["content"].split()[0] == r["completion"][0]["content"].split()[-1])
             for r in from_pairs.train} == {(True, False), (False, True)}  # chosen desirable, rejected not
