@@ -23,7 +23,8 @@ STOP_AT = str(Path(__file__).resolve().parent / "stop_at.py")
 
 # freeze thaws its second block at step 4, after the checkpoint resumed from (step 3)
 STRATEGIES = {"lora": {}, "qlora": {}, "full": {}, "adapter": {}, "head-only": {},
-              "freeze": {"trainable_layers": 2, "unfreeze_every": 2}}
+              "freeze": {"trainable_layers": 2, "unfreeze_every": 2},
+              "vera": {}, "oft": {}}  # PEFT methods: shared random projections; a rotation
 
 
 @pytest.fixture

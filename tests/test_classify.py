@@ -22,6 +22,9 @@ CASES = {
     "full": ({}, r".", r"bert\.embeddings\."),
     "freeze": ({"trainable_layers": 1}, r"^(bert\.encoder\.layer\.2\.|bert\.pooler\.|classifier\.)",
                r"^bert\.encoder\.layer\.2\."),
+    # PEFT's other methods: the new head trains and saves with the adapter (PEFT's SEQ_CLS)
+    **{name: ({}, rf"{trained}|classifier\.modules_to_save", r"classifier\.modules_to_save\.default\.weight")
+       for name, trained in (("loha", "hada_w"), ("vera", "vera_lambda"), ("oft", "oft_R"))},
 }
 
 

@@ -238,8 +238,16 @@ def estimate(recipe: Recipe, target: Target, longest: int | None = None,
         static.model._plan_tile = s.mlp_tile
     sharding = recipe.distributed.sharding
     rows = task.sequences_per_row * s.batch
-    acts, one = activation_bytes(static.model, rows, s.length, s.checkpointing, static.quantized,
-                                 static.bits, static.peft, target.cuda, s.mlp_tile)
+    try:
+        acts, one = activation_bytes(static.model, rows, s.length, s.checkpointing, static.quantized,
+                                     static.bits, static.peft, target.cuda, s.mlp_tile)
+    except RuntimeError as exc:  # the layers run on the meta device, which holds no values
+        if "meta" not in str(exc):
+            raise
+        raise NotPlanned(f"{recipe.where('strategy.name')}strategy.name: {recipe.strategy.name}'s "
+                         "layers read tensor values as they compute, which the plan's measurement "
+                         "(on the meta device, without weights) cannot; its memory is not modelled "
+                         "yet") from None
     layers = config.num_hidden_layers
     kept = f"{layers} layers keep their input" if s.checkpointing else f"{layers} layers"
     host = 0

@@ -60,7 +60,7 @@ def check_module_names(model: Any, opts: Any) -> None:
             raise UserError(f"strategy.target_modules: the regex '{targets}' matches no module name "
                             f"of the model; name modules in a list, e.g. [{', '.join(linear[:2])}]")
     wanted = [("target_modules", t) for t in (targets if isinstance(targets, list) else [])]
-    for key, name in [*wanted, *(("modules_to_save", m) for m in getattr(opts, "modules_to_save", []))]:
+    for key, name in [*wanted, *(("modules_to_save", m) for m in getattr(opts, "modules_to_save", None) or [])]:
         if not any(n == name or n.endswith("." + name) for n in names):
             raise UserError(f"strategy.{key}: '{name}' matches no module of the model"
                             f"{did_you_mean(name, leaves)}; its linear layers: {', '.join(linear)}")

@@ -15,7 +15,7 @@ def _logits(model, ids):
         return model(input_ids=ids).logits
 
 
-@pytest.mark.parametrize("strategy", ["lora", "head-only", "full", "qlora", "ia3"])
+@pytest.mark.parametrize("strategy", ["lora", "head-only", "full", "qlora", "ia3", "loha", "vera", "oft"])
 def test_merge_matches_the_run_and_loads_in_plain_transformers(strategy, bpe_models, train_run,
                                                                  tmp_path, capsys):
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -83,8 +83,12 @@ def test_train_watch_and_chat_in_a_real_browser(browser, tmp_path):
         row.find_element(By.CSS_SELECTOR, ".key").send_keys("training.max_steps")
         row.find_element(By.CSS_SELECTOR, ".value").send_keys("-5")
         find(By.ID, "validate").click()
-        error = until(lambda: row.find_element(By.CSS_SELECTOR, ".error").text, 60)
-        assert error.startswith("command line: training.max_steps: must be at least 1")
+        # typing the key alone already validated `training.max_steps=` (the key field's change
+        # event); that answer may show first, so wait for the one about the value typed
+        expected = "command line: training.max_steps: must be at least 1"
+        error = until(lambda: (text := row.find_element(By.CSS_SELECTOR, ".error").text)
+                      .startswith(expected) and text, 60)
+        assert error.startswith(expected)
         browser.save_screenshot(str(shots / "validation.png"))
 
         value = row.find_element(By.CSS_SELECTOR, ".value")

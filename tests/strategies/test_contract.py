@@ -22,6 +22,14 @@ CASES = {
     # (IA)^3 vectors on k_proj, v_proj and down_proj (PEFT's Llama default) in 2 blocks
     "ia3": ({}, r"\.ia3_l\.", 3 * 2),
     "adapter": ({"kind": "houlsby", "reduction_factor": 4}, r"\.adapter\.(down|up)\.", 2 * 2 * 4),
+    # PEFT's other methods (peft_methods.py) with PEFT's defaults: q_proj and v_proj in 2 blocks
+    "loha": ({}, r"\.hada_w[12]_[ab]\.", 4 * 2 * 2),
+    "lokr": ({}, r"\.lokr_w[12]\.", 2 * 2 * 2),
+    "vera": ({}, r"\.vera_lambda_[bd]\.", 2 * 2 * 2),
+    "oft": ({}, r"\.oft_R\.", 2 * 2),
+    "boft": ({}, r"\.boft_[Rs]\.", 2 * 2 * 2),
+    "hra": ({}, r"\.hra_u\.", 2 * 2),
+    "fourierft": ({}, r"\.fourierft_spectrum\.", 2 * 2),
 }
 
 
