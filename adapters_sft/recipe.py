@@ -8,7 +8,6 @@ the key and where it came from (`my.yaml:7` or `command line`).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib.resources
 import re
 from pathlib import Path
@@ -190,14 +189,20 @@ class Recipe:
             out.pop(key)
         return out
 
-    @functools.cached_property
+    @property
     def training_split(self) -> tuple[Any, dict[str, Any]]:
         """(our own `training:` keys, checked: training/own_keys.OwnKeys; the rest, for the
-        Trainer's config), split once: the loader, the Trainer's config, model loading and the
-        trainer all read it. `training` is never changed after loading."""
+        Trainer's config), split once and kept: the loader, the Trainer's config, model loading
+        and the trainer all read it. Split again only if `training` was changed since."""
+        import copy
+
         from .training import own_keys
 
-        return own_keys.split(self)
+        kept = self.__dict__.get("_training_split")  # not a field: to_dict() leaves it out
+        if kept is None or kept[0] != self.training:
+            kept = (copy.deepcopy(self.training), own_keys.split(self))
+            self.__dict__["_training_split"] = kept
+        return kept[1]
 
 
 _SECTIONS = {"data": DataSection, "eval": EvalSection, "checkpoint": CheckpointSection,
