@@ -41,6 +41,7 @@ def checkpointing(base: type) -> type:
 
     class Durable(measured(base)):  # type: ignore[misc, valid-type]
         keep_checkpoints: int = 2
+        strategy: Any = None  # set by trainer.build_trainer: its checkpoint_state is saved too
         stop_request: StopRequest | None = None  # set by trainer.train
 
         def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
@@ -74,6 +75,11 @@ def checkpointing(base: type) -> type:
             if self.args.should_save:  # written again: not complete
                 (folder / checkpoints.MARKER).unlink(missing_ok=True)
             super()._save_checkpoint(model, trial)
+            extra = self.strategy.checkpoint_state() if self.strategy is not None else {}
+            if extra and self.args.should_save:  # before the marker, which lists it
+                from safetensors.torch import save_file
+
+                save_file(extra, str(folder / checkpoints.STRATEGY_STATE))
             barrier()  # every process has written its part (its RNG state) before the marker
             if not self.args.should_save:
                 return
@@ -95,6 +101,11 @@ def checkpointing(base: type) -> type:
             folder = Path(resume_from_checkpoint)
             checkpoints.load_trained(model if model is not None else self.model,
                                      folder / checkpoints.TRAINED)
+            extra = folder / checkpoints.STRATEGY_STATE
+            if extra.is_file() and self.strategy is not None:
+                from safetensors.torch import load_file
+
+                self.strategy.restore_checkpoint_state(load_file(str(extra)))
             marker = checkpoints.marker_data(folder)
             if marker.get("train_tokens") is not None and hasattr(self, "_total_train_tokens"):
                 self._total_train_tokens = marker["train_tokens"]

@@ -11,6 +11,8 @@ skip. What we change:
                holds frozen for gradual unfreezing, never the frozen base, which the run
                rebuilds from the recipe. A LoRA checkpoint of an 8B model
                is the adapter plus its optimizer state, not 16 GB of base weights.
+  strategy     `strategy_state.safetensors`, where the strategy keeps more than parameters
+               (AdaLoRA's importance scores and rank pattern)
   marker       `checkpoint.json`, written last (temp file, then rename), lists every file with
                its size. A folder without it, or whose files do not match it, was cut off
                mid-write and is never resumed from.
@@ -32,6 +34,7 @@ from typing import Any
 from .fields import Range, option
 
 TRAINED = "trained.safetensors"
+STRATEGY_STATE = "strategy_state.safetensors"  # what else a strategy's exact resume needs
 MARKER = "checkpoint.json"
 # Without these a resume would silently restart the optimizer or the schedule.
 REQUIRED = (TRAINED, "optimizer.pt", "scheduler.pt", "trainer_state.json")

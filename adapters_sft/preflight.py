@@ -114,7 +114,9 @@ def rules(recipe: Recipe, full: bool = True, checkpoints: Path | None = None,
 
     load_config(recipe.model, recipe.trust_remote_code)
     checkpoints = checkpoints or partial_dir(Path(recipe.output_dir)) / CHECKPOINTS
-    return Ready(splits, strategy, training_args(recipe, checkpoints, has_eval), start)
+    args = training_args(recipe, checkpoints, has_eval)
+    strategy.check_training(args)
+    return Ready(splits, strategy, args, start)
 
 
 def preflight(recipe: Recipe, echo: Callable[[str], Any], checkpoints: Path | None = None,

@@ -44,6 +44,7 @@ def build_trainer(recipe: Recipe, work_dir: Path, callbacks: list[Any] | None = 
                                                   load)
     sharding.verify(trainer, recipe)
     trainer.keep_checkpoints = recipe.checkpoint.keep
+    trainer.strategy = strategy  # its checkpoint state, if any (checkpoint_trainer.py)
     strategy.after_trainer(trainer)
     own_keys.install_optimizer(trainer, ours, strategy)
     from . import tiled_mlp

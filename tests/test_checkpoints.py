@@ -24,7 +24,10 @@ STOP_AT = str(Path(__file__).resolve().parent / "stop_at.py")
 # freeze thaws its second block at step 4, after the checkpoint resumed from (step 3)
 STRATEGIES = {"lora": {}, "qlora": {}, "full": {}, "adapter": {}, "head-only": {},
               "freeze": {"trainable_layers": 2, "unfreeze_every": 2},
-              "vera": {}, "oft": {}}  # PEFT methods: shared random projections; a rotation
+              "vera": {}, "oft": {},  # PEFT methods: shared random projections; a rotation
+              # AdaLoRA budgets ranks over steps 2..6, across the checkpoint: its scores resume too
+              "adalora": {"init_r": 6, "target_r": 2, "tinit": 1, "tfinal": 2,
+                          "target_modules": "all-linear"}}
 
 
 @pytest.fixture

@@ -24,7 +24,11 @@ CASES = {
                r"^bert\.encoder\.layer\.2\."),
     # PEFT's other methods: the new head trains and saves with the adapter (PEFT's SEQ_CLS)
     **{name: ({}, rf"{trained}|classifier\.modules_to_save", r"classifier\.modules_to_save\.default\.weight")
-       for name, trained in (("loha", "hada_w"), ("vera", "vera_lambda"), ("oft", "oft_R"))},
+       for name, trained in (("loha", "hada_w"), ("vera", "vera_lambda"), ("oft", "oft_R"),
+                             ("adalora", r"lora_[ABE]"))},
+    # virtual tokens before the text, and the head (PEFT's SEQ_CLS keeps it trainable)
+    "prompt-tuning": ({"num_virtual_tokens": 4}, r"prompt_encoder|classifier\.modules_to_save",
+                      r"classifier\.modules_to_save\.default\.weight"),
 }
 
 

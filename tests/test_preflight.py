@@ -86,4 +86,16 @@ def test_every_rule_has_a_case():
         "check_model", "check_recipe", "load_data", "get_task", "task.check_data", "world_size",
         "trainer_keys.check_recipe", "trainer_keys.schema", "strategy.preflight",
         "build_strategy", "check_eval", "init_from.check", "load_config", "training_args", "Ready",
-        "partial_dir", "Path"}, called
+        "partial_dir", "Path", "strategy.check_training"}, called
+
+
+def test_check_and_train_refuse_a_strategy_the_trainers_config_rules_out(recipe_file, tmp_path, capsys):
+    """strategy.check_training needs the Trainer's config, which validate does not build: check
+    and train refuse alike (AdaLoRA's schedule in 1 step), and nothing is written."""
+    lines = {}
+    for verb in ("check", "train"):
+        assert main([verb, str(recipe_file), "strategy.name=adalora", "strategy.tinit=1"]) == 2, verb
+        lines[verb] = capsys.readouterr().err
+        assert lines[verb].count("\n") == 1, lines[verb]
+    assert lines["check"] == lines["train"] and "leave no budgeting step" in lines["train"]
+    assert not (tmp_path / "run").exists() and not (tmp_path / ".run.partial").exists()

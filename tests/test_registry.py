@@ -86,5 +86,5 @@ def test_duplicate_names_are_refused(fresh_registry):
 
 
 def test_unknown_name_lists_known_ones_and_suggests(fresh_registry):
-    with pytest.raises(UserError, match=r"unknown strategy 'lroa' \(did you mean 'lora'\?\); known strategies: adapter, boft, fourierft, freeze, full"):
+    with pytest.raises(UserError, match=r"unknown strategy 'lroa' \(did you mean 'lora'\?\); known strategies: adalora, adapter, boft, fourierft, freeze, full"):
         registry.get_strategy("lroa")

@@ -61,7 +61,7 @@ class Session:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
 
-        from ..scores.generative import stop_ids
+        from ..scores.generative import cache_agrees, stop_ids
 
         self.history.append({"role": "user", "content": text})
         enc = self.tokenizer.apply_chat_template(self.history, add_generation_prompt=True,
@@ -79,6 +79,7 @@ class Session:
             out = self.model.generate(**enc, streamer=streamer, max_new_tokens=self.max_new_tokens,
                                       pad_token_id=self.tokenizer.pad_token_id,
                                       eos_token_id=stop_ids(self.model, self.tokenizer),
+                                      use_cache=cache_agrees(self.model),
                                       stopping_criteria=StoppingCriteriaList([Stop()]),
                                       **({"do_sample": False} | self.sampling))
         answer = self.tokenizer.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)

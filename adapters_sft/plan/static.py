@@ -118,6 +118,7 @@ def static_terms(config: Any, strategy: Any, dtype: Any, adapter_dtype: Any, opt
         from peft import get_peft_model
 
         model = get_peft_model(model, prepared.peft_config)
+        _freeze_pefts_bookkeeping(model)
     if quant is not None:  # as loaded: 4/8-bit storage computing in `dtype`; the adapter cast
         for module in quantized_weights.values():
             module.weight.data = module.weight.data.to(dtype)
@@ -148,3 +149,18 @@ def static_terms(config: Any, strategy: Any, dtype: Any, adapter_dtype: Any, opt
     return Static(weights, trainable_bytes, trainable_bytes, optimizer, numbers, note, model,
                   set(quantized_weights), None if quant is None else 8 if quant.load_in_8bit else 4,
                   prepared.peft_config is not None, sizes)
+
+
+def _freeze_pefts_bookkeeping(model: Any) -> None:
+    """PEFT layers name the parameters they keep but never train (`other_param_names`: AdaLoRA's
+    `ranknum`). Built on the meta device they come out trainable (PEFT 0.21.2: each is made
+    again on the base layer's device without its requires_grad=False); the real model has them
+    frozen, and so must the plan."""
+    import torch
+
+    for module in model.modules():
+        for attr in getattr(module, "other_param_names", ()):
+            holder = getattr(module, attr, None)
+            if isinstance(holder, torch.nn.ParameterDict):
+                for p in holder.values():
+                    p.requires_grad_(False)

@@ -5,9 +5,12 @@ shared trainer calls in order:
 
     preflight()     -> cheap checks (e.g. an optional dependency) before anything is written
     load_options()  -> extra kwargs for `from_pretrained` (dtype, quantization, device map)
+    check_training(args)     optional check against the Trainer's config (pre-flight, full rules)
     prepare(model)  -> Prepared(model, peft_config): freeze/unfreeze or inject adapters; the
                        trainer hands `peft_config` to TRL's SFTTrainer, which applies it
     after_trainer(trainer)   optional last word once the trainer has wrapped the model
+    checkpoint_state() / restore_checkpoint_state(tensors)   what besides the trained
+                       parameters an exact resume needs (AdaLoRA's importance scores)
     lr_scale()               optional name -> learning-rate factor (LoRA+); None for one lr
     later_params()           parameters frozen now that training will unfreeze (gradual)
     save(model, dir)         write only what was trained into `dir`
@@ -69,6 +72,9 @@ class Strategy:
     def preflight(self) -> None:
         """Cheap checks (optional dependencies, ...) run before anything is loaded or written."""
 
+    def check_training(self, args: Any) -> None:
+        """Checks against the Trainer's config (`args`), in pre-flight, before any model loads."""
+
     def load_options(self) -> dict[str, Any]:
         return {}
 
@@ -77,6 +83,14 @@ class Strategy:
 
     def after_trainer(self, trainer: Any) -> None:
         """Called once the trainer has built the final model, before training starts."""
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Tensors besides the trained parameters that an exact resume needs, by name; each
+        checkpoint keeps them (checkpoint_trainer.py). Most strategies need none."""
+        return {}
+
+    def restore_checkpoint_state(self, tensors: dict[str, Any]) -> None:
+        """Put back what `checkpoint_state` returned, when a run resumes."""
 
     def lr_scale(self) -> Callable[[str], float] | None:
         """A per-parameter learning-rate factor by parameter name, or None (one rate)."""

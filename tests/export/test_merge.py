@@ -15,7 +15,8 @@ def _logits(model, ids):
         return model(input_ids=ids).logits
 
 
-@pytest.mark.parametrize("strategy", ["lora", "head-only", "full", "qlora", "ia3", "loha", "vera", "oft"])
+@pytest.mark.parametrize("strategy", ["lora", "head-only", "full", "qlora", "ia3", "loha", "vera", "oft",
+                                      "adalora"])
 def test_merge_matches_the_run_and_loads_in_plain_transformers(strategy, bpe_models, train_run,
                                                                  tmp_path, capsys):
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -122,3 +123,17 @@ def test_probes_fall_back_to_built_in_prompts_when_the_data_is_gone(bpe_models, 
     finally:
         moved.rename(tiny_data["eval"])
     assert "probes: built-in prompts" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("strategy", ["prompt-tuning", "p-tuning"])
+def test_virtual_token_methods_refuse_merge_and_gguf_in_one_line(strategy, bpe_models, train_run,
+                                                                  tmp_path, capsys):
+    run = train_run(bpe_models["llama"], strategy)
+    capsys.readouterr()
+    for verb in (["merge", str(run), "--out", str(tmp_path / "m")],
+                 ["export", str(run), "--format", "gguf", "--out", str(tmp_path / "g")]):
+        assert main(verb) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert "nothing to merge" in err and "--format peft" in err
+    assert not (tmp_path / "m").exists() and not (tmp_path / "g").exists()

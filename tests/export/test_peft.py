@@ -7,7 +7,8 @@ import torch
 from adapters_sft.cli.main import main
 
 
-@pytest.mark.parametrize("strategy", ["lora", "ia3", "loha", "lokr", "vera", "oft", "boft", "hra", "fourierft"])
+@pytest.mark.parametrize("strategy", ["lora", "ia3", "loha", "lokr", "vera", "oft", "boft", "hra", "fourierft",
+                                      "adalora", "prompt-tuning", "p-tuning"])
 def test_peft_export_loads_in_plain_peft_with_the_runs_logits(strategy, bpe_models, train_run, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -30,6 +30,12 @@ CASES = {
     "boft": ({}, r"\.boft_[Rs]\.", 2 * 2 * 2),
     "hra": ({}, r"\.hra_u\.", 2 * 2),
     "fourierft": ({}, r"\.fourierft_spectrum\.", 2 * 2),
+    # AdaLoRA: the SVD form's three factors on q_proj and v_proj in 2 blocks
+    "adalora": ({}, r"\.lora_[ABE]\.", 3 * 2 * 2),
+    # the virtual tokens' embedding; P-tuning's also its MLP encoder (3 linear layers)
+    "prompt-tuning": ({"num_virtual_tokens": 4}, r"^prompt_encoder\.default\.embedding\.weight$", 1),
+    "p-tuning": ({"num_virtual_tokens": 4, "encoder_hidden_size": 16},
+                 r"^prompt_encoder\.default\.(embedding|mlp_head)\.", 1 + 2 * 3),
 }
 
 
@@ -85,6 +91,8 @@ def test_save_and_reload_reproduce_the_trained_logits(name, tiny_recipe):
         assert saved == trainable
     elif name in ("lora", "qlora"):  # PEFT drops the adapter name from its keys
         assert saved == {n.replace(".default", "") for n in trainable}
+    elif name in ("prompt-tuning", "p-tuning"):  # PEFT saves the virtual tokens' embeddings,
+        assert saved == {"prompt_embeddings"}     # P-tuning's as its encoder computes them
     else:
         assert len(saved) >= len(trainable) - 1  # full: all (a tied head is stored once)
 

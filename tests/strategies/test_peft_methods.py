@@ -21,17 +21,26 @@ def test_every_method_is_a_strategy_name():
 
 @pytest.mark.parametrize("name", METHODS)
 def test_options_are_pefts_own_fields_with_their_help(name):
+    import enum
+    import typing
+
     import peft
 
+    from adapters_sft.strategies.peft_methods import DEFAULTS, SET_BY_US, _plain, _values_of_enums
+
     config = getattr(peft, METHODS[name][0])
+    hints = typing.get_type_hints(config)
     ours = {f.name: f for f in dataclasses.fields(get_strategy(name).Options)}
     pefts = {f.name: f for f in dataclasses.fields(config) if f.init and f.name not in OURS}
-    assert set(ours) - {"name"} <= set(pefts)
-    assert len(ours) - 1 >= len(pefts) - 3  # nested configs (not plain values) are all that is left out
-    assert {"target_modules", "modules_to_save"} <= set(ours)
+    # all of PEFT's fields but the nested configs and what we set ourselves
+    left_out = {n for n in pefts if not _plain(_values_of_enums(hints[n]))} | SET_BY_US.get(name, set())
+    assert set(ours) - {"name"} == set(pefts) - left_out
+    assert "modules_to_save" in ours
     for key in set(ours) - {"name"}:
         f, p = ours[key], pefts[key]
         default = p.default if p.default is not dataclasses.MISSING else p.default_factory()
+        default = DEFAULTS.get(name, {}).get(key, default)  # ours where PEFT has none usable
+        default = default.value if isinstance(default, enum.Enum) else default
         got = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         assert got == default, key
         assert f.metadata["help"] == " ".join(str(p.metadata.get("help", "")).split()) or \
