@@ -75,8 +75,8 @@ def checkpointing(base: type) -> type:
             if self.args.should_save:  # written again: not complete
                 (folder / checkpoints.MARKER).unlink(missing_ok=True)
             super()._save_checkpoint(model, trial)
-            extra = self.strategy.checkpoint_state() if self.strategy is not None else {}
-            if extra and self.args.should_save:  # before the marker, which lists it
+            extra = self.strategy.checkpoint_state() if self.args.should_save and self.strategy else {}
+            if extra:  # before the marker, which lists it
                 from safetensors.torch import save_file
 
                 save_file(extra, str(folder / checkpoints.STRATEGY_STATE))

@@ -5,7 +5,8 @@ singular values matter most. Options are PEFT's AdaLoraConfig fields (peft_metho
 What PEFT leaves to the training loop, done here:
   total steps   the rank schedule (warm-up `tinit`, budgeting, final `tfinal`) needs the run's
                 optimizer steps. They are the trainer's own count (`state.max_steps`, set when
-                training begins: from `training.max_steps`, or from the epochs and the data);
+                training begins: from `training.max_steps`, or from the epochs and the data;
+                the Trainer refuses data without a length unless `training.max_steps` is set);
                 pre-flight checks the schedule against `training.max_steps` when it is set.
   each step     `update_and_allocate(step)` after the optimizer step, before the gradients
                 are zeroed (PEFT's documented order): a callback on the Trainer's
@@ -27,14 +28,12 @@ _SCORES = ("ipt", "exp_avg_ipt", "exp_avg_unc")
 
 
 class _AdaLora(PeftMethodStrategy):
-    _steps: int | None = None  # the run's optimizer steps, once known
     _model: Any = None
 
     def config_values(self, model: Any = None) -> dict[str, Any]:
-        # Until the trainer has counted the steps, the least total PEFT's config accepts: it
-        # only checks the schedule fits, and training sets the real count before step 0.
-        least = self.opts.tinit + self.opts.tfinal + 1
-        return {**super().config_values(model), "total_step": self._steps or least}
+        # The least total PEFT's config accepts (it only checks the schedule fits): the real
+        # count is the trainer's, set on the same config object before step 0 (after_trainer).
+        return {**super().config_values(model), "total_step": self.opts.tinit + self.opts.tfinal + 1}
 
     def _check_fits(self, steps: int, source: str) -> None:
         o = self.opts
@@ -44,9 +43,8 @@ class _AdaLora(PeftMethodStrategy):
                             f"optimizer steps ({source}); lower them or train longer")
 
     def check_training(self, args: Any) -> None:
-        if args.max_steps > 0:
+        if args.max_steps > 0:  # else the epochs decide: checked when the trainer has counted
             self._check_fits(args.max_steps, "training.max_steps")
-            self._steps = args.max_steps
 
     def after_trainer(self, trainer: Any) -> None:
         from transformers import TrainerCallback
@@ -56,9 +54,8 @@ class _AdaLora(PeftMethodStrategy):
 
         class Allocate(TrainerCallback):
             def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-                if not state.max_steps or state.max_steps <= 0:
-                    raise UserError("strategy.name=adalora: the run's total steps are unknown "
-                                    "(data without a length); set training.max_steps")
+                # always known here: the Trainer itself refuses data without a length and
+                # no training.max_steps before training begins
                 strategy._check_fits(state.max_steps, "the trainer's count")
                 strategy._allocator().set_total_step(state.max_steps)
 

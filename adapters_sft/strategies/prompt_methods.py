@@ -22,8 +22,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import UserError
-from .base import Prepared
-from .peft_method import check_module_names
 from .peft_methods import PeftMethodStrategy, _strategy
 
 
@@ -34,10 +32,6 @@ class _PromptMethod(PeftMethodStrategy):
             # the run's tokenizer (PEFT requires a name; pre-flight has no model yet)
             values["tokenizer_name_or_path"] = getattr(model, "name_or_path", None) or "the run's model"
         return values
-
-    def prepare(self, model: Any) -> Prepared:
-        check_module_names(model, self.opts)  # modules_to_save (a classifier's head)
-        return Prepared(model, self.peft_config(model))
 
     def check_training(self, args: Any) -> None:
         # TRL's ORPO and CPO (simpo) trainers score every position of the logits against the
