@@ -89,7 +89,7 @@ def rules(recipe: Recipe, full: bool = True, checkpoints: Path | None = None,
     the rest in a fraction of one (training keys against a cached schema). `processes`: the
     command that is about to launch that many processes asks (train --nproc), not one of them."""
     from . import init_from
-    from .training import trainer_keys
+    from .training import low_rank, trainer_keys
     from .sharding import check_recipe
     from .processes import world_size
     from .loading import build_strategy
@@ -105,6 +105,7 @@ def rules(recipe: Recipe, full: bool = True, checkpoints: Path | None = None,
     trainer_keys.check_recipe(recipe, trainer_keys.schema(task), has_eval)
     strategy = build_strategy(recipe)
     strategy.preflight()
+    low_rank.check(recipe.training, recipe.where, _own_groups(recipe, strategy))
     check_eval(recipe, splits.kind)
     start = init_from.check(recipe)
     if not full:
@@ -117,6 +118,19 @@ def rules(recipe: Recipe, full: bool = True, checkpoints: Path | None = None,
     args = training_args(recipe, checkpoints, has_eval)
     strategy.check_training(args)
     return Ready(splits, strategy, args, start)
+
+
+def _own_groups(recipe: Recipe, strategy: Any) -> str | None:
+    """The key that asks for our own optimizer parameter groups (optim.py), if any."""
+    if recipe.training_split[0].layer_lr_decay is not None:
+        return "training.layer_lr_decay"
+    if strategy.lr_scale() is not None:
+        return "strategy.loraplus_lr_ratio"
+    if getattr(strategy.opts, "unfreeze_every", None) is not None:
+        return "strategy.unfreeze_every"
+    if not strategy.later_counted:  # its frozen blocks must sit in the optimizer (lisa)
+        return f"strategy {strategy.name}"
+    return None
 
 
 def preflight(recipe: Recipe, echo: Callable[[str], Any], checkpoints: Path | None = None,

@@ -22,7 +22,7 @@ def reference(run_dir: Path, new_tokens: int, rows: int = 4) -> dict[str, Any]:
     from adapters_sft.run_reader import load_run
 
     model, tokenizer, _ = load_run(run_dir)
-    merged = model.merge_and_unload().eval()
+    merged = (model.merge_and_unload() if hasattr(model, "merge_and_unload") else model).eval()
     conversations = [r["messages"][:-1] for r in read_heldout(run_dir)[0].rows[:rows]]
     texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
              for c in conversations]

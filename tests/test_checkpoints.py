@@ -27,7 +27,10 @@ STRATEGIES = {"lora": {}, "qlora": {}, "full": {}, "adapter": {}, "head-only": {
               "vera": {}, "oft": {},  # PEFT methods: shared random projections; a rotation
               # AdaLoRA budgets ranks over steps 2..6, across the checkpoint: its scores resume too
               "adalora": {"init_r": 6, "target_r": 2, "tinit": 1, "tfinal": 2,
-                          "target_modules": "all-linear"}}
+                          "target_modules": "all-linear"},
+              "llama-pro": {"new_blocks": 2},
+              # one of two blocks, redrawn every 2 steps: the resume at 3 is mid-stage, 4 redraws
+              "lisa": {"active_blocks": 1, "switch_every": 2}}  # two new blocks in the middle of the model
 
 
 @pytest.fixture

@@ -49,6 +49,7 @@ REFUSALS = [
     ("evaluation without held-out rows", "training.eval_strategy=steps", "needs held-out data"),
     ("tracker not installed", "training.report_to=no_such_tracker", "not a reporting integration"),
     ("qlora without bitsandbytes", "strategy=qlora", "needs bitsandbytes"),
+    ("low-rank optimizer not installed", "training.optim=galore_adamw", "needs the galore-torch package"),
     ("exact match without held-out rows", "eval.metric=exact_match", "eval.metric: needs held-out data"),
     ("init_from that is not a run", "init_from=/no/such/run", "init_from:"),
 ]
@@ -59,6 +60,8 @@ def test_validate_check_and_train_refuse_alike(case, override, text, recipe_file
                                                monkeypatch, capsys):
     if case == "qlora without bitsandbytes":
         monkeypatch.setitem(sys.modules, "bitsandbytes", None)
+    if case == "low-rank optimizer not installed":
+        monkeypatch.setitem(sys.modules, "galore_torch", None)
     item = override(tmp_path) if callable(override) else override
     lines = {}
     for verb in ("validate", "check", "train"):
@@ -86,7 +89,7 @@ def test_every_rule_has_a_case():
         "check_model", "check_recipe", "load_data", "get_task", "task.check_data", "world_size",
         "trainer_keys.check_recipe", "trainer_keys.schema", "strategy.preflight",
         "build_strategy", "check_eval", "init_from.check", "load_config", "training_args", "Ready",
-        "partial_dir", "Path", "strategy.check_training"}, called
+        "partial_dir", "Path", "strategy.check_training", "low_rank.check", "_own_groups"}, called
 
 
 def test_check_and_train_refuse_a_strategy_the_trainers_config_rules_out(recipe_file, tmp_path, capsys):

@@ -125,7 +125,7 @@ def static_terms(config: Any, strategy: Any, dtype: Any, adapter_dtype: Any, opt
         for p in model.parameters():
             if p.requires_grad and adapter_dtype is not None:
                 p.data = p.data.to(adapter_dtype)
-    later = {id(p) for p in strategy.later_params()}
+    later = {id(p) for p in strategy.later_params()} if strategy.later_counted else set()
     weights = trainable_bytes = numbers = 0
     trainable: list[Any] = []
     sizes: dict[int, int] = {}

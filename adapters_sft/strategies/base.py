@@ -60,6 +60,9 @@ class Strategy:
     artifact: ClassVar[str] = "adapter"
     #: one line for `adapters-sft ls`
     summary: ClassVar[str] = ""
+    #: whether the plan counts `later_params` as trained: gradual unfreezing trains them all by
+    #: the end; LISA only ever the few it draws
+    later_counted: ClassVar[bool] = True
 
     def __init__(self, opts: Options) -> None:
         self.opts = opts

@@ -48,6 +48,15 @@ def unfreeze_callback(stages: list[list[Any]], every: int | str) -> Any:
     return GradualUnfreeze()
 
 
+def inputs_require_grads(trainer: Any) -> None:
+    """A frozen bottom gives checkpointed blocks inputs without grad; reentrant checkpointing
+    would then drop the gradients of the blocks above it: make the inputs require grad."""
+    model = trainer.model
+    if trainer.args.gradient_checkpointing and hasattr(model, "enable_input_require_grads") \
+            and any(not p.requires_grad for p in model.parameters()):
+        model.enable_input_require_grads()
+
+
 class Gradual:
     """Mixin for strategies with an `unfreeze_every` option."""
 
@@ -66,12 +75,7 @@ class Gradual:
         return [p for params in self._stages for p in params]
 
     def after_trainer(self, trainer: Any) -> None:
-        model = trainer.model
-        if trainer.args.gradient_checkpointing and hasattr(model, "enable_input_require_grads") \
-                and any(not p.requires_grad for p in model.parameters()):
-            # A frozen bottom gives checkpointed blocks inputs without grad; reentrant
-            # checkpointing would then drop the gradients of the blocks above it.
-            model.enable_input_require_grads()
+        inputs_require_grads(trainer)
         if self._stages:
             self.unfreezer = unfreeze_callback(self._stages, self.opts.unfreeze_every)
             trainer.add_callback(self.unfreezer)

@@ -36,7 +36,7 @@ def training_args(recipe: Recipe, output_dir: Path | None = None, has_eval: bool
     defaults they imply; the task adds its own values last."""
     import torch
 
-    from . import own_keys, trainer_keys
+    from . import low_rank, own_keys, trainer_keys
     from ..loading import cuda
     from ..registry import get_task
     from ..rundir import CHECKPOINTS
@@ -54,7 +54,7 @@ def training_args(recipe: Recipe, output_dir: Path | None = None, has_eval: bool
         "gradient_checkpointing": on_gpu, "bf16": on_gpu and torch.cuda.is_bf16_supported(),
         "logging_steps": 5, "save_strategy": "no", "run_name": recipe.name,  # what trackers call it
         "dataloader_pin_memory": on_gpu, "disable_tqdm": False,
-        **own_keys.config_defaults(recipe, ours, has_eval), **training,
+        **own_keys.config_defaults(recipe, ours, has_eval), **low_rank.defaults(training), **training,
         "output_dir": str(output_dir or Path(recipe.output_dir) / CHECKPOINTS), "seed": recipe.seed,
         "save_total_limit": None,  # checkpoints.rotate keeps checkpoint.keep, after marking
         "restore_callback_states_from_checkpoint": True,  # early stopping's patience, on resume

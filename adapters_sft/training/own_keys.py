@@ -100,4 +100,9 @@ def install_optimizer(trainer: Any, ours: OwnKeys, strategy: Any) -> None:
     scale, later = strategy.lr_scale(), strategy.later_params()
     if ours.layer_lr_decay is None and scale is None and not later:
         return
+    from .low_rank import family
+
+    if family(trainer.args.optim):  # pre-flight refuses ours; a third party's later_params too
+        raise UserError(f"training.optim: {getattr(trainer.args.optim, 'value', trainer.args.optim)} builds its own parameter groups, "
+                        f"so strategy {strategy.name}'s cannot apply; use another optimizer")
     optim.install(trainer, ours.layer_lr_decay, scale or (lambda name: 1.0), later)

@@ -16,7 +16,7 @@ def _logits(model, ids):
 
 
 @pytest.mark.parametrize("strategy", ["lora", "head-only", "full", "qlora", "ia3", "loha", "vera", "oft",
-                                      "adalora"])
+                                      "adalora", "llama-pro"])
 def test_merge_matches_the_run_and_loads_in_plain_transformers(strategy, bpe_models, train_run,
                                                                  tmp_path, capsys):
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -79,3 +79,23 @@ def test_smaller_types_agree_with_transformers_in_llama_cpp(outtype, lora_run, r
     with capsys.disabled():
         print(d.line(f"\nllama.cpp {outtype} vs transformers float32"))
     assert d.positions > 0 and d.agreement >= 0.95 and d.mean_abs < 0.5, d
+
+
+@pytest.fixture(scope="module")
+def llama_pro_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("llamacpp") / "llama-pro"
+    assert main(["train", "smollm2-135m/lora", "strategy.name=llama-pro", "training.max_steps=6",
+                 "training.learning_rate=5e-4", "training.per_device_train_batch_size=4",
+                 "eval.metric=none", f"output_dir={out}"]) == 0
+    return out
+
+
+def test_llama_pro_gguf_has_the_new_layer_count_and_continues_as_the_merged_model(llama_pro_run, tmp_path):
+    """Block expansion (strategies/llama_pro.py): 30 blocks + 2 trained copies; llama.cpp must
+    read a 32-block model and compute what transformers computes with it."""
+    out = tmp_path / "gguf"
+    assert main(["export", str(llama_pro_run), "--format", "gguf", "--outtype", "f32", "--out", str(out)]) == 0
+    ref = llamacpp_check.reference(llama_pro_run, NEW_TOKENS)
+    got = llamacpp_check.probe_run(out / "llama-pro.f32.gguf", ref, tmp_path)
+    assert got["metadata"]["llama.block_count"] == "32"
+    llamacpp_check.assert_same_as_transformers(got, ref)

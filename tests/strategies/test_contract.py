@@ -36,6 +36,10 @@ CASES = {
     "prompt-tuning": ({"num_virtual_tokens": 4}, r"^prompt_encoder\.default\.embedding\.weight$", 1),
     "p-tuning": ({"num_virtual_tokens": 4, "encoder_hidden_size": 16},
                  r"^prompt_encoder\.default\.(embedding|mlp_head)\.", 1 + 2 * 3),
+    # the copy of block 1 inserted after it (a Llama block holds 9 tensors)
+    "llama-pro": ({"new_blocks": 1}, r"^model\.layers\.2\.", 9),
+    # the embeddings (the tied head), the final norm and the one block drawn for the first stage
+    "lisa": ({"active_blocks": 1}, r"^model\.(embed_tokens|norm|layers\.[01]\.)", 1 + 1 + 9),
 }
 
 
@@ -87,7 +91,7 @@ def test_save_and_reload_reproduce_the_trained_logits(name, tiny_recipe):
     # only what trained was saved
     trainable = {n for n, p in trained.named_parameters() if p.requires_grad}
     saved = _saved_tensor_names(result.run_dir)
-    if name in ("head-only", "adapter", "freeze"):
+    if name in ("head-only", "adapter", "freeze", "llama-pro"):
         assert saved == trainable
     elif name in ("lora", "qlora"):  # PEFT drops the adapter name from its keys
         assert saved == {n.replace(".default", "") for n in trainable}
