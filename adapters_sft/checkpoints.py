@@ -189,15 +189,17 @@ def discard_after(root: Path, step: int) -> None:
 
 
 def save_trained(model: Any, path: Path, optimizer: Any = None,
-                 state_dict: dict[str, Any] | None = None) -> None:
+                 state_dict: dict[str, Any] | None = None, later: list[Any] = ()) -> None:
     """What trains: the parameters that require grad, plus those the optimizer holds frozen
-    for later (gradual unfreezing), so a checkpoint restores them too. `state_dict`: a sharded
-    run's weights, gathered by the Trainer (the parameters themselves are shards)."""
+    for later (gradual unfreezing) and the strategy's `later` (frozen now, trained before or
+    after: LISA's and BAdam's other blocks), so a checkpoint restores them too. `state_dict`: a
+    sharded run's weights, gathered by the Trainer (the parameters themselves are shards)."""
     from safetensors.torch import save_file
 
     from .strategies.base import trainable_tensors
 
     held = [p for group in (optimizer.param_groups if optimizer else []) for p in group["params"]]
+    held += list(later)
     save_file(trainable_tensors(model, held, state_dict), str(path))
 
 

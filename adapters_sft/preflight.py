@@ -106,6 +106,7 @@ def rules(recipe: Recipe, full: bool = True, checkpoints: Path | None = None,
     strategy = build_strategy(recipe)
     strategy.preflight()
     low_rank.check(recipe.training, recipe.where, _own_groups(recipe, strategy))
+    _one_optimizer_builder(recipe, strategy)
     check_eval(recipe, splits.kind)
     start = init_from.check(recipe)
     if not full:
@@ -128,9 +129,24 @@ def _own_groups(recipe: Recipe, strategy: Any) -> str | None:
         return "strategy.loraplus_lr_ratio"
     if getattr(strategy.opts, "unfreeze_every", None) is not None:
         return "strategy.unfreeze_every"
+    if strategy.builds_optimizer():  # BAdam
+        return strategy.builds_optimizer()
     if not strategy.later_counted:  # its frozen blocks must sit in the optimizer (lisa)
         return f"strategy {strategy.name}"
     return None
+
+
+def _one_optimizer_builder(recipe: Recipe, strategy: Any) -> None:
+    """A strategy that builds its own optimizer groups (BAdam) leaves no room for ours, nor
+    for a low-rank optimizer's."""
+    from .training.low_rank import family
+
+    own = strategy.builds_optimizer()
+    clash = ("training.layer_lr_decay" if recipe.training_split[0].layer_lr_decay is not None else
+             "training.optim" if family(recipe.training.get("optim")) else None)
+    if own and clash:
+        raise UserError(f"{recipe.where(own)}{own}: builds its own parameter groups, so {clash} "
+                        "cannot apply; remove one of them")
 
 
 def preflight(recipe: Recipe, echo: Callable[[str], Any], checkpoints: Path | None = None,

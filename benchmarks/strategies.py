@@ -52,6 +52,27 @@ LR = {
 }
 
 
+#: variants of `full` with the memory-lean optimizers: label -> overrides (lr: full's)
+VARIANTS = {
+    "full + galore": ["strategy=full", "training.optim=galore_adamw",
+                      "training.optim_args=rank=64,update_proj_gap=10"],
+    "full + apollo": ["strategy=full", "training.optim=apollo_adamw",
+                      "training.optim_args=rank=64,update_proj_gap=10"],
+    "full + badam": ["strategy=full", "strategy.badam_switch_every=5"],
+}
+for _label in VARIANTS:
+    LR[_label] = (5e-5, "full's; " + ("projection rank 64, renewed every 10 steps" if "badam" not in _label
+                                      else "the next block every 5 steps"))
+
+
+def overrides(name: str) -> list[str]:
+    """How `name` is picked on the demo recipe. lora and qlora keep its LoRA options (r 16, all
+    linear layers); every other strategy gets its own defaults (PEFT's methods: PEFT's targets)."""
+    if name in VARIANTS:
+        return VARIANTS[name]
+    return [f"strategy.name={name}" if name in ("lora", "qlora") else f"strategy={name}"]
+
+
 def one(name: str, steps: int, out: Path, before: bool) -> dict:
     """Train, evaluate and merge one strategy in this process; its row."""
     from adapters_sft.errors import UserError
@@ -60,10 +81,7 @@ def one(name: str, steps: int, out: Path, before: bool) -> dict:
     from adapters_sft.trainer import train
 
     lr = LR.get(name, (2e-3, "LoRA's (no entry here)"))[0]
-    # lora and qlora keep the recipe's LoRA options (r 16, all linear layers); every other
-    # strategy gets its own defaults (PEFT's methods: PEFT's default targets)
-    pick = f"strategy.name={name}" if name in ("lora", "qlora") else f"strategy={name}"
-    recipe = load_recipe(RECIPE, [pick, f"training.max_steps={steps}", f"training.learning_rate={lr}",
+    recipe = load_recipe(RECIPE, [*overrides(name), f"training.max_steps={steps}", f"training.learning_rate={lr}",
                                   f"eval.before_training={str(before).lower()}", f"output_dir={out / 'run'}"])
     result = train(recipe, echo=lambda line: None)
     run = result.run_dir
@@ -112,7 +130,7 @@ def main() -> int:
         return 0
     from adapters_sft.registry import strategy_names
 
-    names = args.only or [n for n in LR if n in strategy_names()] + \
+    names = args.only or [n for n in LR if n in strategy_names() or n in VARIANTS] + \
         sorted(set(strategy_names()) - set(LR))
     rows = []
     for i, name in enumerate(names):

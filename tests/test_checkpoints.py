@@ -28,9 +28,11 @@ STRATEGIES = {"lora": {}, "qlora": {}, "full": {}, "adapter": {}, "head-only": {
               # AdaLoRA budgets ranks over steps 2..6, across the checkpoint: its scores resume too
               "adalora": {"init_r": 6, "target_r": 2, "tinit": 1, "tfinal": 2,
                           "target_modules": "all-linear"},
-              "llama-pro": {"new_blocks": 2},
+              "llama-pro": {"new_blocks": 2},  # two new blocks in the middle of the model
               # one of two blocks, redrawn every 2 steps: the resume at 3 is mid-stage, 4 redraws
-              "lisa": {"active_blocks": 1, "switch_every": 2}}  # two new blocks in the middle of the model
+              "lisa": {"active_blocks": 1, "switch_every": 2},
+              # BAdam, random order: one block at a time, a new order drawn as each is used up
+              "full:badam": {"badam_switch_every": 2, "badam_switch_mode": "random"}}
 
 
 @pytest.fixture
@@ -85,6 +87,7 @@ def trained_tensors(run: Path) -> dict:
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_sigkill_then_resume_equals_uninterrupted(strategy, write_recipe, tmp_path):
     opts = STRATEGIES[strategy]
+    strategy = strategy.split(":")[0]
     whole = train(load_recipe(str(write_recipe("whole", "whole", strategy, **opts))), echo=lambda _: None)
     recipe = write_recipe("cut", "cut", strategy, **opts)
     killed = run_cli(STOP_AT, "6", "KILL", "train", str(recipe))

@@ -89,7 +89,8 @@ def test_every_rule_has_a_case():
         "check_model", "check_recipe", "load_data", "get_task", "task.check_data", "world_size",
         "trainer_keys.check_recipe", "trainer_keys.schema", "strategy.preflight",
         "build_strategy", "check_eval", "init_from.check", "load_config", "training_args", "Ready",
-        "partial_dir", "Path", "strategy.check_training", "low_rank.check", "_own_groups"}, called
+        "partial_dir", "Path", "strategy.check_training", "low_rank.check", "_own_groups",
+        "_one_optimizer_builder"}, called
 
 
 def test_check_and_train_refuse_a_strategy_the_trainers_config_rules_out(recipe_file, tmp_path, capsys):

@@ -12,6 +12,7 @@ shared trainer calls in order:
     checkpoint_state() / restore_checkpoint_state(tensors)   what besides the trained
                        parameters an exact resume needs (AdaLoRA's importance scores)
     lr_scale()               optional name -> learning-rate factor (LoRA+); None for one lr
+    builds_optimizer()       the option, if set, with which it builds its own optimizer (BAdam)
     later_params()           parameters frozen now that training will unfreeze (gradual)
     save(model, dir)         write only what was trained into `dir`
     load_trained(base, dir)  put what `save` wrote back onto a freshly loaded base model
@@ -94,6 +95,11 @@ class Strategy:
 
     def restore_checkpoint_state(self, tensors: dict[str, Any]) -> None:
         """Put back what `checkpoint_state` returned, when a run resumes."""
+
+    def builds_optimizer(self) -> str | None:
+        """The option that makes this strategy build its own optimizer groups (BAdam), if set:
+        pre-flight refuses our groups and a low-rank `training.optim` beside it."""
+        return None
 
     def lr_scale(self) -> Callable[[str], float] | None:
         """A per-parameter learning-rate factor by parameter name, or None (one rate)."""

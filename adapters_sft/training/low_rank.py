@@ -40,7 +40,7 @@ def check(training: dict[str, Any], where: Callable[[str], str], grouped: str | 
     if found is None:
         return
     module, extra = FAMILIES[found]
-    if not _installed(module):
+    if not installed(module):
         raise UserError(f"{where('training.optim')}training.optim: {optim} needs the "
                         f"{module.replace('_', '-')} package; pip install 'adapters-sft[{extra}]'")
     if grouped:
@@ -48,7 +48,7 @@ def check(training: dict[str, Any], where: Callable[[str], str], grouped: str | 
                         f"groups, so {grouped} cannot apply; remove one of them")
 
 
-def _installed(module: str) -> bool:
+def installed(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None
     except ValueError:  # in sys.modules as None: import blocked

@@ -97,6 +97,8 @@ def install_optimizer(trainer: Any, ours: OwnKeys, strategy: Any) -> None:
     """Our parameter groups where the run needs them (optim.py); otherwise Trainer's own."""
     from .. import optim
 
+    if strategy.builds_optimizer():  # BAdam: its groups are its own (pre-flight refused ours)
+        return
     scale, later = strategy.lr_scale(), strategy.later_params()
     if ours.layer_lr_decay is None and scale is None and not later:
         return
