@@ -105,6 +105,7 @@ def rules(recipe: Recipe, full: bool = True, checkpoints: Path | None = None,
     trainer_keys.check_recipe(recipe, trainer_keys.schema(task), has_eval)
     strategy = build_strategy(recipe)
     strategy.preflight()
+    strategy.check_processes(processes or world_size())
     low_rank.check(recipe.training, recipe.where, _own_groups(recipe, strategy))
     _one_optimizer_builder(recipe, strategy)
     check_eval(recipe, splits.kind)

@@ -61,6 +61,12 @@ def test_bad_input_is_refused_before_any_process_starts(tiny_recipe, tmp_path, c
     assert main(["train", freeze.source, "--nproc", "2"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "strategy.unfreeze_every: gradual unfreezing" in err
+    # blocks that change their trainable parameters while training (DDP fixes them when it wraps)
+    for name, opts, text in (("lisa", {}, "strategy lisa: trains in one process"),
+                             ("full", {"badam_switch_every": 2}, "strategy.badam_switch_every: BAdam trains in one process")):
+        assert main(["train", tiny_recipe(name, **opts).source, "--nproc", "2"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and text in err, err
 
 
 STOP_AT = str(Path(__file__).resolve().parent / "stop_at.py")

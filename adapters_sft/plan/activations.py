@@ -81,6 +81,29 @@ def _as_bitsandbytes(module: Any, bits: int) -> list[Any]:
 
 
 @contextlib.contextmanager
+def _loha_without_coin(layer: Any) -> Iterator[None]:
+    """PEFT's LoHa layers draw `torch.rand(1) > module_dropout` in training to skip the adapter,
+    an `if` on a value the meta device does not hold. Traced in their not-training branch, which
+    computes the same (adapter applied, no rank dropout: PEFT's defaults, module_dropout 0 and
+    rank_dropout 0; with dropout the trace is an upper bound). LoKr's layers do the same, but
+    their trace so differs from a real step by a few hundred numbers a layer (measured on the
+    tiny test Llama): left unplanned (the NotPlanned line) until that is understood."""
+    try:
+        from peft.tuners.loha.layer import LoHaLayer
+    except ImportError:
+        yield
+        return
+    flipped = [m for m in layer.modules() if isinstance(m, LoHaLayer) and m.training]
+    for m in flipped:
+        m.training = False
+    try:
+        yield
+    finally:
+        for m in flipped:
+            m.training = True
+
+
+@contextlib.contextmanager
 def _bool_dropout(on: bool) -> Iterator[None]:
     """Dropout that keeps a one-byte mask, as CUDA's fused kernel does."""
     import torch
@@ -167,7 +190,7 @@ def layer_bytes(model: Any, layer: Any, batch: int, length: int, input_grad: boo
             if rotary is not None:
                 kwargs["position_embeddings"] = rotary(x, positions)
             with torch.autograd.graph.saved_tensors_hooks(counter.pack, lambda t: t), \
-                    _bool_dropout(cuda):
+                    _bool_dropout(cuda), _loha_without_coin(layer):
                 if mlp_only:
                     getattr(layer.mlp, "_untiled_forward", layer.mlp)(x)
                 else:

@@ -5,6 +5,7 @@ shared trainer calls in order:
 
     preflight()     -> cheap checks (e.g. an optional dependency) before anything is written
     load_options()  -> extra kwargs for `from_pretrained` (dtype, quantization, device map)
+    check_processes(n)       optional refusal of an n-process run (pre-flight, before launching)
     check_training(args)     optional check against the Trainer's config (pre-flight, full rules)
     prepare(model)  -> Prepared(model, peft_config): freeze/unfreeze or inject adapters; the
                        trainer hands `peft_config` to TRL's SFTTrainer, which applies it
@@ -75,6 +76,10 @@ class Strategy:
 
     def preflight(self) -> None:
         """Cheap checks (optional dependencies, ...) run before anything is loaded or written."""
+
+    def check_processes(self, processes: int) -> None:
+        """Refuse a run of `processes` data-parallel processes this strategy cannot train
+        (pre-flight, also in the command that launches them)."""
 
     def check_training(self, args: Any) -> None:
         """Checks against the Trainer's config (`args`), in pre-flight, before any model loads."""

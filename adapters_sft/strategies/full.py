@@ -60,6 +60,11 @@ class FullStrategy(Gradual, Strategy):
             self.later_counted = False  # one block at a time holds gradients and moments
         return getattr(self, "_badam", None)
 
+    def check_processes(self, processes: int) -> None:
+        if processes > 1 and self.badam is not None:
+            raise UserError("strategy.badam_switch_every: BAdam trains in one process here (DDP fixes "
+                            "the trainable parameters when it wraps the model); run without --nproc")
+
     def builds_optimizer(self) -> str | None:
         return "strategy.badam_switch_every" if self.badam is not None else None
 

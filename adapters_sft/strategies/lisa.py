@@ -71,8 +71,8 @@ class LisaStrategy(FullStrategy):
         # every block sits in the optimizer from the start (optim.py), frozen until drawn
         return [p for params in self._blocks for p in params]
 
-    def check_training(self, args: Any) -> None:
-        if args.world_size > 1:
+    def check_processes(self, processes: int) -> None:
+        if processes > 1:
             raise UserError("strategy lisa: trains in one process (DDP fixes the trainable "
                             "parameters when it wraps the model); run without --nproc")
 

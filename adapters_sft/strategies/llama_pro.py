@@ -74,10 +74,14 @@ def expand(model: Any, new: int) -> list[Any]:
     where = next(name for name, m in model.named_modules() if isinstance(m, torch.nn.ModuleList)
                  and len(m) == n and all(a is b for a, b in zip(m, originals)))
     group, expanded, added = n // new, [], []
+    # the copies share the model's config objects (a block's attention reads its implementation
+    # and cache settings from them): a copied config would miss every later change to the model's
+    shared = {id(c): c for c in (model.config, getattr(model.config, "get_text_config", lambda: None)())
+              if c is not None}
     for i, block in enumerate(originals):
         expanded.append(block)
         if (i + 1) % group == 0:
-            twin = copy.deepcopy(block)
+            twin = copy.deepcopy(block, memo=dict(shared))
             zeroed = zero_out_projections(twin)
             if len(zeroed) < 2:
                 raise UserError(f"strategy llama-pro: {type(block).__name__} has no attention and "

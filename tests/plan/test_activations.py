@@ -46,6 +46,8 @@ class LayerSaves:
     # a tiled MLP keeps only its input; qlora with bf16 compute keeps bf16 hidden states
     ("lora", {"r": 4}, ("training.mlp_tile_tokens=16",)), ("full", {}, ("training.mlp_tile_tokens=16",)),
     ("qlora", {"r": 4}, ("dtype=bfloat16",)),
+    # LoHa (traced in its not-training branch), a deeper model, blocks drawn at random
+    ("loha", {}, ()), ("llama-pro", {"new_blocks": 2}, ()), ("lisa", {"active_blocks": 1}, ()),
 ])
 def test_each_layer_keeps_what_the_plan_traced(strategy, opts, extra, tiny_recipe, tmp_path):
     batch, length = 2, 64
@@ -60,7 +62,7 @@ def test_each_layer_keeps_what_the_plan_traced(strategy, opts, extra, tiny_recip
     ids = torch.randint(4, 40, (batch, length))
     inputs = {"input_ids": ids, "labels": ids.clone(), "attention_mask": torch.ones_like(ids)}
     loss = trainer.compute_loss(model, inputs)
-    assert loss.requires_grad and len(saves.per_layer) == 2
+    assert loss.requires_grad and len(saves.per_layer) == model.config.num_hidden_layers
     assert planned == sum(saves.per_layer), (planned, saves.per_layer)
 
 

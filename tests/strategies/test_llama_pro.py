@@ -45,6 +45,7 @@ def test_expanded_model_starts_as_the_base_with_and_without_the_kv_cache(new):
     trainable = {n.split(".")[2] for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {str(i) for i in insert_positions(4, new)}
     assert model.lm_head.weight is model.model.embed_tokens.weight
+    assert all(layer.self_attn.config is model.config for layer in layers)  # not a copy of it
 
 
 def test_train_head_unties_it_and_trains_it_too():
