@@ -25,9 +25,10 @@ from ..layers import blocks, is_classifier, task_head
 from .base import Options, Prepared
 from .head_only import TrainedPartStrategy, untie_head
 
-#: the last linear layer of each sub-layer that writes into the residual stream, by name, in the
-#: pre-norm decoders transformers builds (Llama, Mistral, Qwen, Gemma: o_proj, down_proj;
-#: GPT-2: c_proj; GPT-NeoX: dense_4h_to_h with attention.dense left out as BERT's name too)
+#: names of the last linear layer of a sub-layer that writes into the residual stream, in
+#: pre-norm decoders (Llama, Mistral, Qwen: o_proj and down_proj; GPT-2: c_proj). A block with
+#: fewer than two of them (attention and MLP) is refused: `dense`, BERT's name, is left out on
+#: purpose. Tested on Llama and Qwen2 blocks (tests/strategies/test_llama_pro.py).
 OUT_PROJECTIONS = ("o_proj", "down_proj", "c_proj", "out_proj", "dense_4h_to_h", "fc2", "w2", "wo")
 
 
