@@ -130,8 +130,9 @@ def _own_groups(recipe: Recipe, strategy: Any) -> str | None:
         return "strategy.loraplus_lr_ratio"
     if getattr(strategy.opts, "unfreeze_every", None) is not None:
         return "strategy.unfreeze_every"
-    if strategy.builds_optimizer():  # BAdam
-        return strategy.builds_optimizer()
+    own = strategy.builds_optimizer()  # BAdam
+    if own:
+        return own
     if not strategy.later_counted:  # its frozen blocks must sit in the optimizer (lisa)
         return f"strategy {strategy.name}"
     return None

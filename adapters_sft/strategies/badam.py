@@ -64,10 +64,10 @@ class Badam:
             p.requires_grad_(False)
         for _, p in parts.blocks[first_block(len(parts.blocks), self.mode)]:
             p.requires_grad_(True)
-        self.always = [name for name, p in task_head(model)] if is_classifier(model) else []
-        for name, p in model.named_parameters():
-            if name in self.always:
-                p.requires_grad_(True)
+        head = task_head(model) if is_classifier(model) else []
+        self.always = [name for name, _ in head]
+        for _, p in head:
+            p.requires_grad_(True)
 
     def install(self, trainer: Any) -> None:
         """Wrap whatever optimizer the Trainer builds in BAdam's BlockOptimizer."""
