@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import UserError
 from ..fields import Range, option
 from ..layers import blocks, is_classifier, task_head
-from .base import Options, Prepared
+from .base import Options, Prepared, freeze_all, load_saved, save_trainable
 from .head_only import TrainedPartStrategy, untie_head
 
 #: names of the last linear layer of a sub-layer that writes into the residual stream, in
@@ -130,9 +130,7 @@ class LlamaProStrategy(TrainedPartStrategy):
               "merge gives the deeper model"
 
     def prepare(self, model: Any) -> Prepared:
-        self._expand(model)
-        added = self.new_blocks_of(model)
-        for block in added:
+        for block in self._expand(model):
             for p in block.parameters():
                 p.requires_grad_(True)
         if is_classifier(model) or self.opts.train_head:
@@ -140,18 +138,12 @@ class LlamaProStrategy(TrainedPartStrategy):
                 p.requires_grad_(True)
         return Prepared(model)
 
-    def _expand(self, model: Any) -> None:
+    def _expand(self, model: Any) -> list[Any]:
+        """Everything frozen, the copies inserted (the head untied first if it will train)."""
         if self.opts.train_head and not is_classifier(model):
             untie_head(model)  # the trained head must not move the embeddings
-        from .base import freeze_all
-
         freeze_all(model)
-        expand(model, self.opts.new_blocks)
-
-    def new_blocks_of(self, model: Any) -> list[Any]:
-        layers = blocks(model)
-        original = len(layers) - self.opts.new_blocks
-        return [layers[i] for i in insert_positions(original, self.opts.new_blocks)]
+        return expand(model, self.opts.new_blocks)
 
     def after_trainer(self, trainer: Any) -> None:
         from .unfreeze import inputs_require_grads
@@ -159,14 +151,10 @@ class LlamaProStrategy(TrainedPartStrategy):
         inputs_require_grads(trainer)
 
     def save(self, model: Any, out: Any, state_dict: dict[str, Any] | None = None) -> None:
-        from .base import save_trainable
-
         save_trainable(model, out, {"strategy": self.name, "new_blocks": self.opts.new_blocks,
                                     "layers": len(blocks(model))}, state_dict)
 
     def load_trained(self, base: Any, out: Any) -> Any:
-        from .base import load_saved
-
         self._expand(base)
         load_saved(base, out)
         return base

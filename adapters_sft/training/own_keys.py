@@ -105,6 +105,7 @@ def install_optimizer(trainer: Any, ours: OwnKeys, strategy: Any) -> None:
     from .low_rank import family
 
     if family(trainer.args.optim):  # pre-flight refuses ours; a third party's later_params too
-        raise UserError(f"training.optim: {getattr(trainer.args.optim, 'value', trainer.args.optim)} builds its own parameter groups, "
-                        f"so strategy {strategy.name}'s cannot apply; use another optimizer")
+        chosen = getattr(trainer.args.optim, "value", trainer.args.optim)
+        raise UserError(f"training.optim: {chosen} builds its own parameter groups, so strategy "
+                        f"{strategy.name}'s cannot apply; use another optimizer")
     optim.install(trainer, ours.layer_lr_decay, scale or (lambda name: 1.0), later)
