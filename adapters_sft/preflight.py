@@ -54,6 +54,13 @@ def check_eval(recipe: Recipe, fmt: str) -> None:
     if not recipe.data.eval and recipe.data.val_size is None:
         raise UserError(f"{at}eval.metric: needs held-out data; set data.eval=PATH, data.val_size "
                         "or eval.metric=none")
+    grpo = recipe.task == "grpo"
+    if (metric == "reward") != grpo and not (grpo and metric == "exact_match"):
+        raise UserError(f"{at}eval.metric: " + ("task grpo is scored by its rewards; use eval.metric=reward (or none)"
+                                                if grpo else "reward scores task grpo runs; use exact_match, "
+                                                "accuracy, preference or none"))
+    if grpo:
+        return
     if metric == "preference" and fmt not in PREFERENCE_KINDS:
         raise UserError(f"{at}eval.metric: preference scores preference rows ((prompt, chosen, "
                         f"rejected) or (prompt, completion, label)), but the data is {fmt}; use "
@@ -101,6 +108,7 @@ def rules(recipe: Recipe, full: bool = True, checkpoints: Path | None = None,
     splits = load_data(recipe)
     task = get_task(recipe.task)
     task.check_data(recipe, splits.kind)
+    task.check_recipe(recipe, splits)
     has_eval = splits.eval is not None
     trainer_keys.check_recipe(recipe, trainer_keys.schema(task), has_eval)
     strategy = build_strategy(recipe)

@@ -129,7 +129,7 @@ class DataSection:
                 raise UserError(f"data.columns: map column names to names, got {theirs!r}: {ours!r}")
 
 
-METRICS = ("none", "exact_match", "accuracy", "preference")
+METRICS = ("none", "exact_match", "accuracy", "preference", "reward")
 
 
 @dataclasses.dataclass
@@ -137,7 +137,9 @@ class EvalSection:
     metric: str = option("none", "held-out score after training: none; exact_match (generation: "
                                  "greedy answer equals the reference); accuracy (classification: "
                                  "accuracy, macro and per-class precision/recall/F1, confusion matrix); preference "
-                                 "(task dpo: reward accuracy, reward margin and DPO loss on held-out pairs)")
+                                 "(task dpo: reward accuracy, reward margin and DPO loss on held-out pairs; task reward: "
+                                 "pairwise accuracy); reward (task grpo: each reward on the greedy answers, "
+                                 "and the exact-match share where a reward is exact_match)")
     before_training: bool = option(False, "also score the untrained model, for a before/after")
     max_new_tokens: int = option(32, "generation budget per held-out prompt", Range(1))
     batch_size: int = option(16, "prompts generated at once", Range(1))
@@ -154,8 +156,10 @@ class Recipe:
     model: str = option("", "built-in alias, hub id, or local folder")
     task: str = option("sft", "sft (a generative model, TRL's SFTTrainer), classification (a "
                               "sequence-classification head on (text, label) data, transformers' "
-                              "Trainer), dpo, orpo, simpo (preference pairs) or kto (answers "
-                              "labelled desirable or not; docs/preference.md), "
+                              "Trainer), dpo, orpo, simpo (preference pairs), kto (answers "
+                              "labelled desirable or not; docs/preference.md), grpo (its own samples, "
+                              "scored by rewards), reward (a reward model on preference pairs; both "
+                              "docs/grpo.md), "
                               "or another registered task (adapters-sft ls)")
     strategy: Any = option({}, "strategy name and its options (see `adapters-sft show`)")
     data: DataSection = option(None, "where the data is and how to read it")
@@ -171,6 +175,8 @@ class Recipe:
                                                     "(docs/distributed.md)")
     init_from: str | None = option(None, "a finished run to start from instead of the base model "
                                          "(SFT -> DPO): same model and strategy; see docs/preference.md")
+    rewards: list = option([], "task grpo: the reward functions, e.g. [{name: exact_match, column: answer}, "
+                               "{name: ./my_rewards.py:score, weight: 0.5}] (docs/grpo.md)")
     output_dir: str = option("", "run directory (default runs/<recipe name>)")
     overwrite: bool = option(False, "replace an existing run directory")
     dtype: str = option("auto", "weight dtype: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
@@ -369,7 +375,10 @@ def _validate(raw: dict[str, Any], name: str, path: Path, where: Callable[[str],
                         "(smollm2-135m-instruct), a hub id or a local folder")
     from .registry import get_task
 
-    get_task(recipe.task, f"{where('task')}task")
+    task = get_task(recipe.task, f"{where('task')}task")
+    if recipe.rewards and not task.uses_rewards:
+        raise UserError(f"{where('rewards')}rewards: task {recipe.task} does not learn from rewards; set "
+                        "task=grpo, or remove rewards")
     if recipe.dtype not in ("auto", "float32", "bfloat16", "float16"):
         raise UserError(f"{where('dtype')}dtype: must be auto, float32, bfloat16 or float16, "
                         f"got '{recipe.dtype}'")

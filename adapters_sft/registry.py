@@ -1,7 +1,7 @@
 """Strategy and task registries.
 
-Built-in strategies and tasks are declared as entry points (groups `adapters_sft.strategies`
-and `adapters_sft.tasks`) in our own pyproject.toml, exactly as a third-party package declares
+Built-in strategies, tasks and rewards are declared as entry points (groups
+`adapters_sft.strategies`, `adapters_sft.tasks` and `adapters_sft.rewards`) in our own pyproject.toml, exactly as a third-party package declares
 its own, so a plugin needs no change to core. Entry points are loaded lazily, on the first
 lookup. Set `ADAPTERS_SFT_DISABLE_PLUGINS=1` to load only this package's own.
 """
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 GROUP = "adapters_sft.strategies"
 TASK_GROUP = "adapters_sft.tasks"
+REWARD_GROUP = "adapters_sft.rewards"
 _DIST = "adapters-sft"
 
 
@@ -79,6 +80,7 @@ class _Registry:
 
 _strategies = _Registry(GROUP, "strategy", "strategies")
 _tasks = _Registry(TASK_GROUP, "task", "tasks")
+_rewards = _Registry(REWARD_GROUP, "reward", "rewards")
 
 
 def register_strategy(cls: type[Strategy]) -> type[Strategy]:
@@ -107,3 +109,17 @@ def task_names() -> list[str]:
 def get_task(name: str, key: str = "task") -> Task:
     """The task for `name` (an instance; tasks hold no state); unknown names are a UserError."""
     return _tasks.get(name, key)()
+
+
+def register_reward(cls: type) -> type:
+    """Add a reward class (rewards/base.Reward); refuses a name that is already taken."""
+    return _rewards.register(cls)
+
+
+def reward_names() -> list[str]:
+    return _rewards.names()
+
+
+def get_reward(name: str, key: str = "rewards") -> type:
+    """The reward class for `name`; an unknown name is a UserError listing the known ones."""
+    return _rewards.get(name, key)

@@ -255,7 +255,17 @@ def portable_paths(recipe_dict: dict[str, Any]) -> dict[str, Any]:
     start = recipe_dict.get("init_from")
     if isinstance(start, str) and start and Path(start).is_dir():
         start = str(Path(start).resolve())
-    return {**recipe_dict, "data": data, "model": model, "init_from": start}
+    rewards = [_portable_reward(r) for r in recipe_dict.get("rewards") or []]
+    return {**recipe_dict, "data": data, "model": model, "init_from": start, "rewards": rewards}
+
+
+def _portable_reward(entry: Any) -> Any:
+    """A reward named by its file (FILE.py:FUNCTION) with the file's path made absolute."""
+    name = entry.get("name") if isinstance(entry, dict) else None
+    module, _, fn = name.rpartition(":") if isinstance(name, str) else ("", "", "")
+    if module and (module.endswith(".py") or "/" in module) and Path(module).is_file():
+        return {**entry, "name": f"{Path(module).resolve()}:{fn}"}
+    return entry
 
 
 def read_json(path: Path) -> Any:

@@ -1,15 +1,16 @@
-"""`adapters-sft ls`: shipped recipes, registered strategies and tasks, built-in model aliases."""
+"""`adapters-sft ls`: shipped recipes, registered strategies, tasks and rewards, built-in model aliases."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from ..models import builtin_aliases
 from ..recipe import recipe_names, recipes_root
-from ..registry import get_strategy, get_task, strategy_names, task_names
+from ..registry import get_reward, get_strategy, get_task, reward_names, strategy_names, task_names
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ls", help="list recipes, strategies, tasks and model aliases")
+    p = sub.add_parser("ls", help="list recipes, strategies, tasks, rewards and model aliases")
     p.set_defaults(run=run)
 
 
@@ -39,6 +40,11 @@ def run(args: argparse.Namespace) -> int:
         task = get_task(name)
         note = " [experimental: TRL keeps its trainer in trl.experimental]" if task.experimental else ""
         print(f"  {name:<{width}}{task.summary}{note}")
+    print("\nRewards (task grpo, recipe key rewards:; or your own, FILE.py:FUNCTION):")
+    for name in reward_names():
+        cls = get_reward(name)
+        keys = ", ".join(f.name for f in dataclasses.fields(cls.Options))
+        print(f"  {name:<{width}}{cls.summary}" + (f" (keys: {keys})" if keys else ""))
     print("\nModel aliases:")
     for alias, what in builtin_aliases().items():
         print(f"  {alias:<{width}}{what}")

@@ -4,6 +4,9 @@
   sharegpt           {"conversations": [{"from": "human", "value": ...}, {"from": "gpt", ...}]}
   alpaca             {"instruction": ..., "input": ... (optional), "output": ..., "system": ... (optional)}
   prompt-completion  {"prompt": ..., "completion": ...}  (two strings, or two lists of messages)
+  prompt             {"prompt": ..., any other columns}  (a string, or a list of messages ending
+                     with a user turn; no answer: task grpo samples its own, and hands every
+                     other column, e.g. "answer", to the reward functions)
   text               {"text": ...}
   classification     {"text": ..., "label": ...}
   preference         {"prompt": ..., "chosen": ..., "rejected": ...}  (three strings, or a list of
@@ -25,8 +28,8 @@ from __future__ import annotations
 
 from typing import Any
 
-FORMATS = ("messages", "sharegpt", "alpaca", "prompt-completion", "text", "classification", "preference",
-           "unpaired-preference")
+FORMATS = ("messages", "sharegpt", "alpaca", "prompt-completion", "prompt", "text", "classification",
+           "preference", "unpaired-preference")
 # the kinds preference tasks train on (tasks/preference.py), and eval.metric=preference scores
 PREFERENCE_KINDS = ("preference", "unpaired-preference")
 ROLES = ("system", "user", "assistant")
@@ -60,6 +63,8 @@ def detect(row: Any) -> str | None:
         return "sharegpt"
     if "instruction" in row or "output" in row:
         return "alpaca"
+    if "prompt" in row and "completion" not in row:
+        return "prompt"
     if "prompt" in row or "completion" in row:
         return "prompt-completion"
     if "text" in row and "label" in row:
@@ -180,6 +185,34 @@ def _prompt_completion(row: dict[str, Any]) -> dict[str, Any]:
     return {"prompt": _string(row, "prompt"), "completion": _string(row, "completion")}
 
 
+# what TRL's GRPOTrainer passes to reward functions itself, or reads as images / environments:
+# a column of that name would be lost or misread
+RESERVED_COLUMNS = ("prompts", "completion", "completions", "completion_ids", "trainer_state", "log_extra",
+                    "log_metric", "environments", "environment", "image", "images")
+
+
+def _prompt(row: dict[str, Any]) -> dict[str, Any]:
+    """A prompt to sample answers for, and the columns the rewards read (kept as they are)."""
+    prompt = row.get("prompt")
+    if isinstance(prompt, list):
+        roles = {r: r for r in ROLES}
+        msgs = [_message(m, "prompt", i, "role", "content", roles) for i, m in enumerate(prompt)]
+        if not msgs or msgs[-1]["role"] != "user":
+            raise RowProblem("field 'prompt' must be a non-empty list of messages ending with a user turn "
+                             "(the turn the model answers)")
+        for i, m in enumerate(msgs):
+            if not m["content"].strip():
+                raise RowProblem(f"prompt[{i}].content: empty {m['role']} turn; remove the turn or fill it")
+        prompt = msgs
+    else:
+        prompt = _string(row, "prompt")
+    clash = [k for k in row if k in RESERVED_COLUMNS]
+    if clash:
+        raise RowProblem(f"column '{clash[0]}' is a name TRL's GRPOTrainer uses itself; rename it "
+                         f"(data.columns: {{{clash[0]}: {clash[0]}_ref}})")
+    return {**row, "prompt": prompt}
+
+
 def _text(row: dict[str, Any]) -> dict[str, Any]:
     return {"text": _string(row, "text")}
 
@@ -267,5 +300,5 @@ def _unpaired(row: dict[str, Any]) -> dict[str, Any]:
 
 
 _NORMALISE = {"messages": _messages, "sharegpt": _sharegpt, "alpaca": _alpaca,
-              "prompt-completion": _prompt_completion, "text": _text, "classification": _classification,
+              "prompt-completion": _prompt_completion, "prompt": _prompt, "text": _text, "classification": _classification,
               "preference": _preference, "unpaired-preference": _unpaired}

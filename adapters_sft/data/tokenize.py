@@ -40,7 +40,7 @@ def conversational(kind: str, rows: list[dict[str, Any]], tokenizer: Any, templa
     """Whether rows go through a chat template. Plain prompt-completion rows (and plain
     preference rows) do whenever there is one, so training sees the same format as chat and
     generate at inference."""
-    prompted = ("prompt-completion", *PREFERENCE_KINDS)
+    prompted = ("prompt-completion", "prompt", *PREFERENCE_KINDS)
     if kind in prompted and isinstance(rows[0]["prompt"], str):
         return template != "none" and (template != "auto" or bool(tokenizer.chat_template))
     return kind in ("messages", *prompted)

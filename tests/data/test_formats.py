@@ -4,6 +4,7 @@ checked."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -91,3 +92,34 @@ def test_classification_rows_are_read_and_checked(tiny_recipe, tmp_path):
     assert any("labels {'animal': 2, 'colour': 1}" in line for line in ready.report.splits)
     with pytest.raises(RowProblem, match="field 'label' must be a string or an integer, got float"):
         normalise({"text": "x", "label": 0.5}, "classification")
+
+
+def test_prompt_rows_keep_every_other_column_for_the_rewards():
+    from adapters_sft.data.formats import detect
+
+    row = {"prompt": [{"role": "user", "content": "2+2?"}], "answer": "4", "difficulty": 1}
+    assert detect(row) == "prompt" and detect({"prompt": "2+2?", "answer": "4"}) == "prompt"
+    assert normalise(row, "prompt") == row
+    assert normalise({"prompt": "2+2?", "answer": "4"}, "prompt") == {"prompt": "2+2?", "answer": "4"}
+
+
+@pytest.mark.parametrize("row, words", [
+    ({"prompt": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]},
+     "must be a non-empty list of messages ending with a user turn"),
+    ({"prompt": "", "answer": "4"}, "field 'prompt' is empty"),
+    ({"prompt": "2+2?", "completions": "4"}, "column 'completions' is a name TRL's GRPOTrainer uses itself"),
+    ({"prompt": "2+2?", "trainer_state": 1}, "rename it (data.columns: {trainer_state: trainer_state_ref})"),
+])
+def test_bad_prompt_rows_name_the_field(row, words):
+    with pytest.raises(RowProblem, match=re.escape(words)):
+        normalise(row, "prompt")
+
+
+def test_prompts_without_answers_under_task_sft_point_to_grpo(tiny_recipe, tmp_path):
+    from adapters_sft.errors import UserError
+    from adapters_sft.preflight import rules
+
+    data = tmp_path / "prompts.jsonl"
+    data.write_text(json.dumps({"prompt": "what is hi", "answer": "hi"}) + "\n")
+    with pytest.raises(UserError, match=r"data.train: holds prompts without answers, which train with task=grpo"):
+        rules(tiny_recipe("lora", f"data.train={data}", "data.eval=null"), full=False)
