@@ -1,6 +1,8 @@
 """loss.png: a run's curves from its metrics.jsonl, drawn when the run finishes and at each
 checkpoint (so an interrupted run has its curves too): training and held-out loss, learning
-rate, and real tokens per second (measure.py), each against the optimizer step."""
+rate, and real tokens per second (measure.py), each against the optimizer step; a grpo run
+adds the mean reward of its sampled answers, overall and per reward function, and the KL to
+the reference."""
 from __future__ import annotations
 
 import json
@@ -11,10 +13,14 @@ from typing import Any
 # (metrics key, label, panel): both losses share the first panel
 PANELS = (("loss", "training loss", 0), ("eval_loss", "held-out loss", 0), ("learning_rate", "learning rate", 1),
           ("tokens_per_second", "tokens/s (real tokens)", 2))
+REWARD_PANEL = 3  # drawn only for runs that log a reward (task grpo); their KL takes panel 2,
+# which their batches leave empty (measure.py counts no tokens for GRPO's)
 
 
 def series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
-    points = [(r["step"], float(r[key])) for r in records if key in r and "step" in r and not r.get("final")]
+    # a reward that scored no answer of a step logs null (TRL's nanmean of nothing)
+    points = [(r["step"], float(r[key])) for r in records
+              if r.get(key) is not None and "step" in r and not r.get("final")]
     return [s for s, _ in points], [v for _, v in points]
 
 
@@ -31,19 +37,24 @@ def draw_loss(metrics: Path, out: Path, title: str = "") -> list[str]:
             records.append(json.loads(line))
         except ValueError:
             continue  # a line cut off by a kill
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    rewards = sorted({k for r in records for k in r if k.startswith("rewards/") and k.endswith("/mean")})
+    extra = ([("reward", "reward (weighted)", REWARD_PANEL)] +
+             [(k, k.split("/")[1], REWARD_PANEL) for k in rewards] + [("kl", "KL to the reference", 2)]) \
+        if any("reward" in r for r in records) else []
+    fig, axes = plt.subplots(1, 4 if extra else 3, figsize=(17 if extra else 13, 3.6))
     drawn = []
-    for key, label, panel in PANELS:
+    for key, label, panel in (*PANELS, *extra):
         steps, values = series(records, key)
         if not steps:
             continue
         ax = axes[panel]
         ax.plot(steps, values, marker="o" if key == "eval_loss" else None, markersize=3, label=label)
         ax.set_xlabel("step")
-        ax.set_title("loss" if panel == 0 else label)
+        ax.set_title({0: "loss", REWARD_PANEL: "reward of sampled answers"}.get(panel, label))
         drawn.append(label)
-    if axes[0].lines:  # a run shorter than its logging interval has no loss yet
-        axes[0].legend()
+    for ax in axes:
+        if len(ax.lines) > 1:
+            ax.legend()
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -12,8 +12,8 @@ progress output, `metrics.jsonl`, and the trackers of `training.report_to`).
                      process's peak resident set (ru_maxrss), weights and Python included;
                      per process (the main one's) in a multi-process run
 
-Batches without `input_ids` (preference trainers batch prompt/chosen/rejected ids) log the
-peak memory only.
+Batches without `input_ids` (preference trainers batch prompt/chosen/rejected ids; GRPO's
+trainer is handed the prompts and samples the rest) log the peak memory only.
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def measured(base: type) -> type:
         def training_step(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
             if self._since is None:
                 self._since = time.perf_counter()
-            ids = inputs.get("input_ids")
+            ids = inputs.get("input_ids") if isinstance(inputs, dict) else None  # grpo: a list of prompts
             if ids is not None:
                 mask = inputs.get("attention_mask")
                 real = mask.sum() if mask is not None else ids.numel()

@@ -126,6 +126,7 @@ def run_in(recipe: Recipe, work: Path, echo: Callable[[str], Any], ready: Ready,
     if not is_main():  # trains and scores as the main process does; writes and commits nothing
         trainer, scores, cost = _train_in(recipe, work, echo, ready, resume_from)
         barrier()
+        _unscored(trainer, out)
         return RunResult(out, scores, trainer, recipe.task, cost)
 
     def resumable(folder: Path) -> bool:  # else nothing to continue from: leave nothing
@@ -141,7 +142,16 @@ def run_in(recipe: Recipe, work: Path, echo: Callable[[str], Any], ready: Ready,
             echo(f"the run stopped ({type(exc).__name__}); its checkpoint at step "
                  f"{checkpoints.step_of(found)} is kept: continue with 'adapters-sft resume {out}'")
         raise
+    _unscored(trainer, out)
     return RunResult(out, scores, trainer, recipe.task, cost)
+
+
+def _unscored(trainer: Any, out: Path) -> None:
+    """A run that trained but could not be scored after training is committed without that
+    score, then reported as the error (exit 2) with how to score it once fixed."""
+    if trainer.late_failure is not None:
+        raise UserError(f"{trainer.late_failure}; the trained run is saved in {out} without its held-out "
+                        f"score after training: fix that, then 'adapters-sft eval {out}'")
 
 
 @contextmanager
@@ -209,8 +219,12 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
         echo(f"{stop.name} arrived after the last training step; finishing the run")
     runtime = result.metrics.get("train_runtime")
     cost = trainer.cost(runtime or 0.0)
+    trainer.late_failure = None
     if recipe.eval.metric != "none":
-        score("after")
+        try:
+            score("after")
+        except UserError as exc:  # a grpo reward failing on the trained model: keep the run, unscored
+            trainer.late_failure = exc
     whole = sharding.full_state_dict(trainer)  # every process takes part in gathering
     if not main:
         return trainer, scores, cost

@@ -44,3 +44,13 @@ def test_a_checkpoint_draws_the_curves_so_far(tmp_path):
 def test_a_finished_run_has_its_curves(tiny_recipe):
     run = train(tiny_recipe("lora", "eval.metric=none"), echo=lambda *_: None).run_dir
     assert (run / LOSS_PLOT).read_bytes()[:8] == PNG
+
+
+def test_a_grpo_run_draws_its_rewards_and_kl(tmp_path):
+    metrics = tmp_path / METRICS
+    rows = [{"step": s, "loss": 0.01, "learning_rate": 1e-3, "reward": 0.1 * s, "rewards/exact_match/mean": 0.05 * s,
+             "rewards/regex/mean": 0.1 * s, "kl": 0.01 * s} for s in (1, 2, 3)]
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    drawn = draw_loss(metrics, tmp_path / LOSS_PLOT)
+    assert drawn == ["training loss", "learning rate", "reward (weighted)", "exact_match", "regex",
+                     "KL to the reference"]

@@ -196,6 +196,8 @@ def model_terms(recipe: Recipe, target: Target) -> Model:
     if not task.generative:
         raise NotPlanned(f"{recipe.where('task')}task: plan estimates generative models; "
                          f"{recipe.task}'s memory is not modelled yet")
+    if task.unplanned:
+        raise NotPlanned(f"{recipe.where('task')}task: {task.unplanned}")
     if not task.chunked_loss_head or recipe.training.get("label_smoothing_factor"):
         raise NotPlanned(f"{recipe.where('task')}task: {recipe.task} computes its loss from the full "
                          "logits (TRL's chunked head is what the plan models); not modelled yet")

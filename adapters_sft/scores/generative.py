@@ -19,6 +19,8 @@ def split_prompt_answer(row: dict[str, Any]) -> tuple[Any, str]:
         msgs = row["messages"]
         last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
         return msgs[:last], msgs[last]["content"]
+    if "completion" not in row and "chosen" not in row:  # a grpo prompt: its answer column, if any
+        return row["prompt"], str(row.get("answer", ""))
     answer = row["completion"] if "completion" in row else row["chosen"]  # a preference pair: the chosen
     if isinstance(answer, list):  # conversational prompt-completion (or pair)
         return row["prompt"], answer[-1]["content"]

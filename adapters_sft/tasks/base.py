@@ -34,6 +34,10 @@ class Task:
     # `adapters-sft plan` counts
     sequences_per_row: ClassVar[int] = 1
     uses_reference: ClassVar[bool] = False
+    # learns from the recipe's `rewards:` (rewards/spec.py)
+    uses_rewards: ClassVar[bool] = False
+    # why `adapters-sft plan` cannot estimate this task's memory (empty: it can)
+    unplanned: ClassVar[str] = ""
     # its trainer scores tokens through TRL's chunked log-prob head (never the full logits)
     chunked_loss_head: ClassVar[bool] = True
 
@@ -42,6 +46,10 @@ class Task:
         if kind not in self.data_kinds:
             raise UserError(f"{recipe.where('data.train')}data.train: holds {kind} data, which task "
                             f"'{self.name}' does not train on (it takes {', '.join(self.data_kinds)})")
+
+    def check_recipe(self, recipe: Any, splits: Any) -> None:
+        """Pre-flight checks of the recipe against its data that only this task makes
+        (after check_data; no tokenizer, no weights)."""
 
     def tokenize(self, recipe: Any, splits: Any, args: Any) -> Any:
         """The tokenizer and the splits as this task's Trainer reads them, with the `check`

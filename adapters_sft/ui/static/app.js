@@ -59,6 +59,11 @@ function drawCurves(svg, series) {
   svg.innerHTML = html;
 }
 const lossPoints = (metrics) => metrics.filter((m) => "loss" in m && !m.final).map((m) => [m.step, m.loss]);
+// a grpo run's curve is the mean reward of its sampled answers (its loss stays near 0 by construction)
+const rewarded = (metrics) => metrics.some((m) => "reward" in m && !m.final);
+const curvePoints = (metrics) => rewarded(metrics)
+  ? metrics.filter((m) => "reward" in m && !m.final).map((m) => [m.step, m.reward]) : lossPoints(metrics);
+const curveName = (path, metrics) => rewarded(metrics) ? `${path} (reward)` : path;
 function escape(text) { const d = document.createElement("div"); d.textContent = String(text); return d.innerHTML; }
 function size(n) { return n > 1e9 ? (n / 1e9).toFixed(2) + " GB" : (n / 1e6).toFixed(1) + " MB"; }
 function scoreText(s) {
@@ -85,7 +90,7 @@ const openRun = guarded(async (path) => {
   current = path;
   $("#run-detail").hidden = false;
   $("#run-title").textContent = `${path} (${run.state})`;
-  drawCurves($("#run-curve"), [{ name: path, points: lossPoints(run.metrics) }]);
+  drawCurves($("#run-curve"), [{ name: curveName(path, run.metrics), points: curvePoints(run.metrics) }]);
   $("#run-eval").textContent = run.eval ? JSON.stringify(run.eval, null, 2) : "(none)";
   $("#run-recipe").textContent = run.recipe;
   for (const [id, name] of [["#loss-png", "loss.png"], ["#confusion-png", "confusion.png"]]) {
@@ -101,7 +106,7 @@ $("#compare").addEventListener("click", guarded(async () => {
   if (picked.length < 2) throw new Error("tick two or more runs to compare");
   const runs = await Promise.all(picked.map((p) => call(`/api/run?path=${encodeURIComponent(p)}`)));
   $("#comparison").hidden = false;
-  drawCurves($("#compare-curve"), runs.map((r) => ({ name: r.path, points: lossPoints(r.metrics) })));
+  drawCurves($("#compare-curve"), runs.map((r) => ({ name: curveName(r.path, r.metrics), points: curvePoints(r.metrics) })));
   const keys = [...new Set(runs.flatMap((r) => Object.keys((r.eval && r.eval.after) || {})))]
     .filter((k) => runs.some((r) => r.eval && typeof r.eval.after[k] === "number"));
   $("#compare-scores").innerHTML = `<tr><th>score (after)</th>${runs.map((r) => `<th>${escape(r.path)}</th>`).join("")}</tr>`
@@ -212,11 +217,13 @@ async function pollLive() {
     const last = logged[logged.length - 1];
     if (last) {
       line += ` | step ${last.step}, loss ${Number(last.loss).toFixed(4)}`
+        + (last.reward != null ? `, reward ${Number(last.reward).toFixed(3)}` : "")
+        + (last.kl != null ? `, KL ${Number(last.kl).toFixed(4)}` : "")
         + (last.learning_rate != null ? `, lr ${Number(last.learning_rate).toExponential(2)}` : "")
         + (last.tokens_per_second != null ? `, ${last.tokens_per_second} tokens/s` : "")
         + (last.peak_memory_gb != null ? `, ${last.peak_memory_gb} GB` : "");
     }
-    drawCurves($("#live-curve"), [{ name: liveRun, points: lossPoints(run.metrics) }]);
+    drawCurves($("#live-curve"), [{ name: curveName(liveRun, run.metrics), points: curvePoints(run.metrics) }]);
   } catch (e) { /* the run folder appears once the data is prepared */ }
   $("#live-step").textContent = line;
 }
