@@ -260,12 +260,19 @@ def portable_paths(recipe_dict: dict[str, Any]) -> dict[str, Any]:
 
 
 def _portable_reward(entry: Any) -> Any:
-    """A reward named by its file (FILE.py:FUNCTION) with the file's path made absolute."""
-    name = entry.get("name") if isinstance(entry, dict) else None
+    """A reward named by its file (FILE.py:FUNCTION, as a string or an entry's `name`) with the
+    file's path made absolute, and a reward run's `path` too."""
+    if isinstance(entry, str):
+        return _portable_reward({"name": entry})["name"]
+    if not isinstance(entry, dict):
+        return entry
+    name, out = entry.get("name"), dict(entry)
     module, _, fn = name.rpartition(":") if isinstance(name, str) else ("", "", "")
     if module and (module.endswith(".py") or "/" in module) and Path(module).is_file():
-        return {**entry, "name": f"{Path(module).resolve()}:{fn}"}
-    return entry
+        out["name"] = f"{Path(module).resolve()}:{fn}"
+    if name == "run" and isinstance(entry.get("path"), str) and Path(entry["path"]).is_dir():
+        out["path"] = str(Path(entry["path"]).resolve())
+    return out
 
 
 def read_json(path: Path) -> Any:

@@ -87,7 +87,7 @@ def test_every_rule_has_a_case():
     # each is a rule with a case above, or plumbing (get_task, schema, world_size, Ready, paths)
     assert called == {
         "check_model", "check_recipe", "load_data", "get_task", "task.check_data", "world_size",
-        "trainer_keys.check_recipe", "trainer_keys.schema", "strategy.preflight",
+        "trainer_keys.check_recipe", "trainer_keys.schema", "strategy.preflight", "task.check_recipe",
         "build_strategy", "check_eval", "init_from.check", "load_config", "training_args", "Ready",
         "partial_dir", "Path", "strategy.check_training", "low_rank.check", "_own_groups", "strategy.check_processes",
         "_one_optimizer_builder"}, called

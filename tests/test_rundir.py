@@ -239,3 +239,17 @@ def test_every_file_of_a_run_has_the_umasks_modes(tiny_recipe, tmp_path):
     assert any(name.endswith(".safetensors") for name in modes)
     assert {n: m for n, m in modes.items() if m != (0o755 if (run / n).is_dir() else 0o644)} == {}
     assert run.stat().st_mode & 0o777 == 0o755
+
+
+def test_saved_recipes_name_reward_files_and_reward_runs_absolutely(tmp_path, monkeypatch):
+    from adapters_sft.rundir import portable_paths
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.py").write_text("def score(prompts, completions, **kw):\n    return [0.0] * len(prompts)\n")
+    (tmp_path / "runs" / "rm").mkdir(parents=True)
+    saved = portable_paths({"data": {}, "model": "m", "rewards": [
+        "mine.py:score", {"name": "./mine.py:score", "weight": 0.5}, {"name": "run", "path": "runs/rm"},
+        {"name": "exact_match", "column": "answer"}, "my_pkg.rewards:score"]})
+    assert saved["rewards"] == [f"{tmp_path}/mine.py:score", {"name": f"{tmp_path}/mine.py:score", "weight": 0.5},
+                                {"name": "run", "path": str(tmp_path / "runs" / "rm")},
+                                {"name": "exact_match", "column": "answer"}, "my_pkg.rewards:score"]

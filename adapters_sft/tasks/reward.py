@@ -4,9 +4,10 @@ scores a whole conversation, and the loss (Bradley-Terry, -log sigmoid(r_chosen 
 pushes the chosen answer's score above the rejected one's. Every strategy applies, as for
 `task: classification` (the new score head trains and is saved with what the strategy trains).
 
-Scored by TRL's own held-out evaluation: pairwise accuracy (the share of held-out pairs whose
-chosen answer scores higher), the mean margin and the loss; before training the head is
-random, so the accuracy is near chance. A finished reward run scores the answers of a grpo
+Scored by TRL's own held-out evaluation, pair by pair: pairwise accuracy (the share of
+held-out pairs whose chosen answer scores higher) and the mean margin counted over every pair
+(TRL's logged `accuracy` is a mean of batch means, off when the last batch is short), and
+TRL's loss; before training the head is random, so the accuracy is near chance. A finished reward run scores the answers of a grpo
 run: `rewards: [{name: run, path: RUN_DIR}]` (rewards/run.py).
 """
 from __future__ import annotations
@@ -57,7 +58,7 @@ class RewardTask(PreferenceTask):
         model = load_scorer(recipe.model, load_kwargs, prepared.tokenizer, recipe.trust_remote_code)
         set_seed(recipe.seed)  # and any adapter in prepare()
         ready = strategy.prepare(model)
-        return checkpointing(RewardTrainer)(
+        return checkpointing(counted(RewardTrainer))(
             model=ready.model, args=args, train_dataset=prepared.train, eval_dataset=prepared.eval,
             processing_class=prepared.tokenizer, peft_config=ready.peft_config, callbacks=callbacks)
 
@@ -66,11 +67,20 @@ class RewardTask(PreferenceTask):
 
     def score(self, trainer: Any, rows: list[dict[str, Any]], recipe: Any,
               when: str) -> tuple[dict[str, Any], str]:
-        metrics = trainer.evaluate()
+        import torch
+
+        trainer.pairs = []
+        try:
+            metrics = trainer.evaluate()
+            margins = torch.cat(trainer.pairs)
+        finally:
+            trainer.pairs = None
         report = {ours: metrics[theirs] for theirs, ours in SCORES.items() if theirs in metrics}
-        report["total"] = len(trainer.eval_dataset)
-        return report, (f"held-out {when} training: pairwise accuracy {report['accuracy']:.1%}, margin "
-                        f"{report['margin']:+.3f}, loss {report['loss']:.4f} ({report['total']} pairs)")
+        correct = int((margins > 0).sum())
+        report.update(accuracy=correct / len(margins), correct=correct, margin=float(margins.mean()),
+                      total=len(margins))
+        return report, (f"held-out {when} training: pairwise accuracy {correct}/{len(margins)} = "
+                        f"{report['accuracy']:.1%}, margin {report['margin']:+.3f}, loss {report['loss']:.4f}")
 
     def compare(self, before: dict[str, Any], after: dict[str, Any]) -> str:
         return (f"pairwise accuracy {before['accuracy']:.1%} before -> {after['accuracy']:.1%} after training; "
@@ -83,6 +93,7 @@ class RewardTask(PreferenceTask):
         import tempfile
 
         from datasets import Dataset
+        from trl import RewardTrainer
 
         from ..data.tokenize import as_chat, conversational
         from ..rundir import EVAL, write_json
@@ -92,11 +103,9 @@ class RewardTask(PreferenceTask):
             raise UserError(f"--data: a reward run is scored on preference pairs, got {kind} data")
         pairs = as_chat(rows) if conversational(kind, rows, tokenizer, recipe.data.template) else rows
         with tempfile.TemporaryDirectory() as tmp:
-            from trl import RewardTrainer
-
             args = training_args(recipe, Path(tmp), has_eval=True)
             held = Dataset.from_list(pairs)  # the trainer wants a train split too; nothing trains
-            trainer = RewardTrainer(model=model, args=args, train_dataset=held, eval_dataset=held,
+            trainer = counted(RewardTrainer)(model=model, args=args, train_dataset=held, eval_dataset=held,
                                     processing_class=tokenizer)
             report, _ = self.score(trainer, pairs, recipe, "")
         out.mkdir(parents=True, exist_ok=True)
@@ -106,6 +115,26 @@ class RewardTask(PreferenceTask):
     def summarise(self, report: dict[str, Any], rows: int) -> str:
         return (f"pairwise accuracy {report['accuracy']:.1%}   margin {report['margin']:+.4f}   "
                 f"loss {report['loss']:.4f}   ({rows} pairs)")
+
+
+def counted(base: type) -> type:
+    """RewardTrainer that keeps, while `pairs` is a list, each evaluated pair's margin (chosen
+    score - rejected score) from every process, once each, for the exact held-out figures."""
+    class Counted(base):  # type: ignore[misc, valid-type]
+        pairs: list[Any] | None = None
+
+        def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            import torch
+
+            loss, outputs = super().compute_loss(model, inputs, return_outputs=True,
+                                                 num_items_in_batch=num_items_in_batch)
+            if self.pairs is not None and not model.training:
+                chosen, rejected = torch.chunk(outputs.logits.squeeze(-1).detach().float(), 2)
+                self.pairs.append(self.accelerator.gather_for_metrics(chosen - rejected).cpu())
+            return (loss, outputs) if return_outputs else loss
+
+    return Counted
 
 
 def load_scorer(ref: str, load_kwargs: dict[str, Any], tokenizer: Any, trust_remote_code: bool = False) -> Any:

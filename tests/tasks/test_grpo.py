@@ -289,19 +289,12 @@ def test_sigkill_then_resume_samples_and_trains_as_the_uninterrupted_run(grpo_fi
     assert a.keys() == b.keys() and a and all(bool((a[k] == b[k]).all()) for k in a)
 
 
-def test_grpo_trains_in_two_processes(grpo_file, tmp_path):
-    from adapters_sft.rundir import FINGERPRINT
-
-    path = grpo_file(training={"max_steps": 2})
-    assert main(["train", str(path), "--nproc", "2"]) == 0
-    run = tmp_path / "grpo"
-    assert json.loads((run / FINGERPRINT).read_text())["world_size"] == 2
-    assert [r["step"] for r in records(run) if "kl" in r] == [1, 2]
-
-
-def test_a_reward_failing_in_one_of_two_processes_stops_both_after_a_checkpoint(grpo_file, tmp_path, capfd):
-    """Only rank 1 fails: rank 0 must not wait for it forever in the next collective."""
+def test_grpo_trains_in_two_processes_and_a_reward_failing_in_one_stops_both_after_a_checkpoint(grpo_file,
+                                                                                              tmp_path, capfd):
+    """Both train step 1; on step 2 only rank 1's reward fails: rank 0 must not wait for it
+    forever in the next collective, and both stop after step 1's checkpoint."""
     from adapters_sft import checkpoints
+    from adapters_sft.rundir import FINGERPRINT
 
     flaky = tmp_path / "flaky.py"
     flaky.write_text(textwrap.dedent('''
@@ -317,8 +310,11 @@ def test_a_reward_failing_in_one_of_two_processes_stops_both_after_a_checkpoint(
     err = capfd.readouterr().err
     assert "reward 'score' raised RuntimeError: rank one broke" in err
     assert "reward 'score' failed in another process of the run" in err and "stopped at step 1" in err
-    found, _ = checkpoints.latest(tmp_path / ".grpo.partial" / "checkpoints")
+    work = tmp_path / ".grpo.partial"
+    found, _ = checkpoints.latest(work / "checkpoints")
     assert found is not None and found.name == "checkpoint-1"
+    assert json.loads((work / FINGERPRINT).read_text())["world_size"] == 2
+    assert [r["step"] for r in records(work) if "kl" in r] == [1]
 
 
 def test_plan_says_plainly_what_it_cannot_count_for_grpo(capsys):

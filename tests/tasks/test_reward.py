@@ -27,7 +27,8 @@ def trained_rm(tmp_path_factory, tiny_model_dir, pref_data):
     root = tmp_path_factory.mktemp("rm")
     body = {"model": str(tiny_model_dir), "task": "reward", "strategy": {"name": "lora", "r": 4, "alpha": 8, "dropout": 0.0},
             "data": {"train": str(pref_data["train"]), "eval": str(pref_data["eval"]), "max_length": 64},
-            "training": {"max_steps": 12, "per_device_train_batch_size": 4, "learning_rate": 1e-2, "logging_steps": 4},
+            "training": {"max_steps": 12, "per_device_train_batch_size": 4, "learning_rate": 1e-2, "logging_steps": 4,
+                         "per_device_eval_batch_size": 3},  # 8 pairs: a short last batch
             "eval": {"metric": "preference", "before_training": True}, "output_dir": str(root / "rm")}
     (root / "rm.yaml").write_text(json.dumps(body))
     return train(load_recipe(str(root / "rm.yaml")), echo=lambda line: None)
@@ -65,7 +66,9 @@ def test_a_reward_run_scores_chosen_answers_above_rejected(trained_rm, pref_data
     prompts = [p["prompt"] for p in pairs]
     chosen = reward.score([p["chosen"][0]["content"] for p in pairs], {}, [], prompts)
     rejected = reward.score([p["rejected"][0]["content"] for p in pairs], {}, [], prompts)
-    assert sum(c > r for c, r in zip(chosen, rejected)) / len(pairs) == trained_rm.scores["after"]["accuracy"]
+    after = trained_rm.scores["after"]  # counted pair by pair, not a mean of unequal batches' means
+    assert sum(c > r for c, r in zip(chosen, rejected)) == after["correct"] and after["total"] == len(pairs) == 8
+    assert after["accuracy"] == after["correct"] / 8
 
 
 def test_a_grpo_recipe_trains_with_a_reward_run(trained_rm, tiny_model_dir, tmp_path, pref_data):
