@@ -61,6 +61,13 @@ class GrpoTask(Task):
         if "reward_weights" in recipe.training:
             raise UserError(f"{recipe.where('training.reward_weights')}training.reward_weights: set each "
                             "reward's weight in rewards: instead ({name: ..., weight: 0.5})")
+        if recipe.training.get("use_vllm"):
+            import importlib.util
+
+            if importlib.util.find_spec("vllm") is None:
+                raise UserError(f"{recipe.where('training.use_vllm')}training.use_vllm: vLLM is not installed; "
+                                "pip install 'adapters-sft[vllm]' (GPU only), or leave generation to "
+                                "transformers (training.use_vllm: false)")
         sharding = recipe.distributed.sharding if recipe.distributed else "none"
         if recipe.init_from and recipe.strategy.name == "full" and sharding in ("fsdp", "zero3") and \
                 recipe.training.get("beta", BETA) != 0:

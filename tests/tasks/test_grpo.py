@@ -5,6 +5,7 @@ mid-run stops it after a checkpoint, and the fixed run resumes; the run reads ba
 by `eval` and merges. The real model learning from rewards: tests/integration/test_grpo_smollm2.py."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import textwrap
@@ -260,6 +261,15 @@ def test_rewards_on_another_task_and_reward_weights_are_refused(grpo_file, capsy
     path = grpo_file(training={"reward_weights": [1.0, 1.0]})
     assert main(["train", str(path)]) == 2
     assert "training.reward_weights: set each reward's weight in rewards: instead" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_use_vllm_without_vllm_is_one_line_before_loading(grpo_file, tmp_path, capsys):
+    assert main(["train", str(grpo_file(training={"use_vllm": True}))]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("training.use_vllm: vLLM is not installed; pip install 'adapters-sft[vllm]' (GPU only), "
+                        "or leave generation to transformers (training.use_vllm: false)") and "\n" not in err
+    assert not (tmp_path / "grpo").exists() and not (tmp_path / ".grpo.partial").exists()
 
 
 def test_sigkill_then_resume_samples_and_trains_as_the_uninterrupted_run(grpo_file, tmp_path):
