@@ -18,6 +18,7 @@ finished run's model from it.
       eval.json        held-out scores (when the recipe asks for them)
       confusion.png    classification: the held-out confusion matrix after training
       labels.json      classification: the class names, in class-id order
+      scored_as.json   reward: whether it read its pairs through the chat template
       eval/            what `adapters-sft eval` wrote (eval.json, confusion.png)
 
 A run is built in a hidden sibling folder `.<name>.partial` and renamed into place only when
@@ -52,6 +53,7 @@ FINGERPRINT = "fingerprint.json"
 HELDOUT = "heldout.json"
 EVAL = "eval.json"
 LABELS = "labels.json"
+SCORED_AS = "scored_as.json"
 CONFUSION = "confusion.png"
 # `adapters-sft eval`'s reports, a folder per data set: the one thing ever added to a finished
 # run (its own held-out split is OWN_SPLIT, --data FILE is the file's name)

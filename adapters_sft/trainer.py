@@ -125,8 +125,8 @@ def run_in(recipe: Recipe, work: Path, echo: Callable[[str], Any], ready: Ready,
     out = Path(recipe.output_dir)
     if not is_main():  # trains and scores as the main process does; writes and commits nothing
         trainer, scores, cost = _train_in(recipe, work, echo, ready, resume_from)
-        barrier()
-        _unscored(trainer, out)
+        barrier()  # an unscored run is the main process's to report, once it is committed: an
+        # error here would end this process first, and the launcher would stop the main one mid-commit
         return RunResult(out, scores, trainer, recipe.task, cost)
 
     def resumable(folder: Path) -> bool:  # else nothing to continue from: leave nothing

@@ -1,10 +1,12 @@
 """`{name: run, path: RUN_DIR}`: a finished `task: reward` run (tasks/reward.py) scoring each
-answer of a grpo run: the prompt and the answer as one conversation, rendered with the reward
-run's own chat template, and the score head's output is the reward. The reward model loads
+answer of a grpo run: the prompt and the answer read as the reward run read its pairs in
+training (its scored_as.json: through its own chat template, or as plain text + EOS), and the
+score head's output is the reward. The reward model loads
 once, on the first step, onto the device the policy trains on."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
@@ -29,7 +31,7 @@ class RunReward(Reward):
 
     def __init__(self, opts: Any) -> None:
         super().__init__(opts)
-        self._loaded: tuple[Any, Any, str] | None = None
+        self._loaded: tuple[Any, Any, bool] | None = None
 
     def check(self, at: str) -> None:
         from ..run_reader import open_run
@@ -46,8 +48,7 @@ class RunReward(Reward):
               prompts: list[Any]) -> list[float | None]:
         import torch
 
-        model, tokenizer, template = self._model()
-        chat = isinstance(prompts[0], list) or template_applies(tokenizer, template)
+        model, tokenizer, chat = self._model()
         texts = [conversation_text(tokenizer, p, a, chat) for p, a in zip(prompts, answers)]
         out: list[float | None] = []
         device = next(model.parameters()).device
@@ -64,22 +65,26 @@ class RunReward(Reward):
             tokenizer.padding_side = old
         return out
 
-    def _model(self) -> tuple[Any, Any, str]:
+    def _model(self) -> tuple[Any, Any, bool]:
         if self._loaded is None:
             import torch
 
             from ..run_reader import load_run
 
+            from ..rundir import SCORED_AS, read_json
+
             model, tokenizer, recipe = load_run(self.opts.path)
             if torch.cuda.is_available():
                 model = model.to("cuda")
-            self._loaded = (model.eval().requires_grad_(False), tokenizer, recipe.data.template)
+            saved = Path(self.opts.path) / SCORED_AS  # how it read its pairs in training
+            chat = read_json(saved)["chat"] if saved.is_file() else template_applies(tokenizer, recipe.data.template)
+            self._loaded = (model.eval().requires_grad_(False), tokenizer, bool(chat))
         return self._loaded
 
 
 def template_applies(tokenizer: Any, template: str) -> bool:
-    """Whether the reward run read plain prompts through its chat template (as its training
-    did: data/tokenize.conversational)."""
+    """Whether a reward run without scored_as.json read plain prompts through its chat template
+    (as its training did: data/tokenize.conversational)."""
     from ..data.tokenize import conversational
 
     return conversational("preference", [{"prompt": ""}], tokenizer, template)
@@ -91,4 +96,6 @@ def conversation_text(tokenizer: Any, prompt: Any, answer: str, chat: bool) -> s
     if chat:
         turns = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
         return tokenizer.apply_chat_template(turns + [{"role": "assistant", "content": answer}], tokenize=False)
+    if isinstance(prompt, list):  # a plain-text reward model: the conversation's turns as text
+        prompt = "\n".join(str(m.get("content", "")) for m in prompt)
     return prompt + answer + (tokenizer.eos_token or "")

@@ -127,7 +127,25 @@ def user_function(spec: str, at: str) -> tuple[Callable[..., Any], list[str] | N
 
         raise UserError(f"{at}: '{module_ref}' defines no function '{fname}'{did_you_mean(fname, found)}; "
                         f"its functions: {', '.join(found) or 'none'}")
-    return fn, _columns_of(fn), module_ref
+    return _taking_what_it_names(fn), _columns_of(fn), module_ref
+
+
+def _taking_what_it_names(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` called with only the keyword arguments it names, unless it takes **kwargs: TRL
+    passes every data column and its own extras (completion_ids, trainer_state, ...), which a
+    function such as `score(completions, answer)` would refuse."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return fn
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return fn
+    names = {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+    def call(**kwargs: Any) -> Any:
+        return fn(**{k: v for k, v in kwargs.items() if k in names})
+
+    return call
 
 
 def _load_file(path: Path, at: str) -> Any:

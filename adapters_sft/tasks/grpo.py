@@ -75,6 +75,11 @@ class GrpoTask(Task):
                             f"loaded into a {sharding}-sharded one; use distributed.sharding: zero2 or none, or "
                             "training.beta: 0 (no reference)")
         found = entries(recipe)
+        named = [r.get("name") if isinstance(r, dict) else r for r in recipe.rewards]
+        if sharding == "zero3" and "run" in named:
+            raise UserError(f"{recipe.where('rewards')}rewards: a reward run (name: run) loads its model whole, "
+                            "which DeepSpeed ZeRO-3 would split across the processes; use distributed.sharding: "
+                            "zero2, fsdp or none")
         check_columns(found, _columns(splits.train.rows, splits.kind), _file(splits.train.where), recipe)
         if splits.eval is not None:
             check_columns(found, _columns(splits.eval.rows, splits.kind), _file(splits.eval.where), recipe)

@@ -62,6 +62,11 @@ class RewardTask(PreferenceTask):
             model=ready.model, args=args, train_dataset=prepared.train, eval_dataset=prepared.eval,
             processing_class=prepared.tokenizer, peft_config=ready.peft_config, callbacks=callbacks)
 
+    def after_training(self, work: Path, scores: dict[str, Any], prepared: Any) -> None:
+        from ..rundir import SCORED_AS, write_json
+
+        write_json(work / SCORED_AS, {"chat": bool(prepared.chat)})  # read by rewards/run.py
+
     def load_run_model(self, run: Any, load_kwargs: dict[str, Any]) -> Any:
         return load_scorer(run.recipe.model, load_kwargs, run.tokenizer, run.recipe.trust_remote_code)
 
@@ -72,9 +77,12 @@ class RewardTask(PreferenceTask):
         trainer.pairs = []
         try:
             metrics = trainer.evaluate()
-            margins = torch.cat(trainer.pairs)
+            margins = torch.cat(trainer.pairs) if trainer.pairs else torch.zeros(0)
         finally:
             trainer.pairs = None
+        if not len(margins):
+            raise UserError(f"{recipe.where('data.max_length')}data.max_length: every held-out pair is longer "
+                            f"than {recipe.data.max_length} tokens, so none can be scored; raise data.max_length")
         report = {ours: metrics[theirs] for theirs, ours in SCORES.items() if theirs in metrics}
         correct = int((margins > 0).sum())
         report.update(accuracy=correct / len(margins), correct=correct, margin=float(margins.mean()),

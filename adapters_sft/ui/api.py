@@ -142,7 +142,8 @@ def summary(root: Path, folder: Path, partial: bool = False) -> dict[str, Any]:
             "model": saved.get("model"), "strategy": strategy.get("name"), "task": saved.get("task", "sft"),
             "steps": max((r.get("step", 0) for r in records), default=0),
             "final_loss": final.get("train_loss", losses[-1] if losses else None),
-            "scores": scores.get("after") or scores.get("before"),
+            # a finished run without "after" was not scored after training (a failing reward)
+            "scores": scores.get("after") or (scores.get("before") if state != "finished" else None),
             "size": sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())}
 
 

@@ -111,6 +111,17 @@ def test_the_reward_rises(grpo_file):
     assert result.scores["after"]["reward"] > result.scores["before"]["reward"]
 
 
+def test_a_function_without_kwargs_gets_only_the_arguments_it_names(grpo_file, tmp_path):
+    """TRL passes every column and its extras (completion_ids, trainer_state, ...)."""
+    (tmp_path / "plain.py").write_text(textwrap.dedent('''
+        def score(completions, answer):
+            return [float(c[0]["content"].strip() == a) for c, a in zip(completions, answer)]
+    '''))
+    result = train(recipe_of(grpo_file(rewards=[{"name": f"{tmp_path / 'plain.py'}:score"}]), "training.max_steps=1"),
+                   echo=lambda line: None)
+    assert "rewards/score/mean" in records(result.run_dir)[0]
+
+
 def test_a_third_party_reward_is_used_by_name(grpo_file, tmp_path, monkeypatch):
     from adapters_sft import registry
 

@@ -40,15 +40,20 @@ def test_held_out_pairwise_accuracy_rises(trained_rm):
     assert after["margin"] > before["margin"] and after["total"] == 8
     saved = json.loads((trained_rm.run_dir / "eval.json").read_text())
     assert saved["after"]["accuracy"] == after["accuracy"]
+    # how it read its pairs, for the grpo runs it scores (rewards/run.py)
+    assert json.loads((trained_rm.run_dir / "scored_as.json").read_text()) == {"chat": True}
 
 
-def test_eval_scores_a_finished_reward_run_as_training_did(trained_rm, capsys):
-    capsys.readouterr()
-    assert main(["eval", str(trained_rm.run_dir)]) == 0
-    assert "pairwise accuracy" in capsys.readouterr().out
-    scored = json.loads((trained_rm.run_dir / "evals" / "heldout" / "eval.json").read_text())
-    assert scored["accuracy"] == trained_rm.scores["after"]["accuracy"]
-    assert scored["margin"] == pytest.approx(trained_rm.scores["after"]["margin"], rel=1e-3)
+def test_held_out_pairs_all_longer_than_max_length_is_one_line(reward_recipe, tmp_path):
+    from tests.tasks.conftest import pair
+
+    long = [{**pair(i), "chosen": [{"role": "assistant", "content": " ".join(["what"] * 80)}]} for i in range(4)]
+    (tmp_path / "long.jsonl").write_text("".join(json.dumps(r) + "\n" for r in long))
+    recipe = reward_recipe("lora", f"data.eval={tmp_path / 'long.jsonl'}", "data.max_length=64", r=4, alpha=8,
+                           dropout=0.0)
+    with pytest.raises(UserError, match=r"data.max_length: every held-out pair is longer than 64 tokens, so none "
+                                        r"can be scored; raise data.max_length"):
+        train(recipe, echo=lambda line: None)
 
 
 @pytest.mark.parametrize("strategy", ["full", "head-only", "freeze", "adapter", "ia3"])
