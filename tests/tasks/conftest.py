@@ -18,26 +18,28 @@ def pair(i: int) -> dict:
             "rejected": [{"role": "assistant", "content": f"{q} {q} {q}"}]}
 
 
+def write_splits(root: Path, splits: dict[str, list[dict]]) -> dict[str, Path]:
+    """{split: SPLIT.jsonl under root} holding each split's rows."""
+    out = {}
+    for split, rows in splits.items():
+        out[split] = root / f"{split}.jsonl"
+        out[split].write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return out
+
+
 @pytest.fixture(scope="session")
 def pref_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("pref")
-    out = {}
-    for split, start, n in (("train", 0, 32), ("eval", 100, 8)):
-        out[split] = root / f"{split}.jsonl"
-        out[split].write_text("".join(json.dumps(pair(start + i)) + "\n" for i in range(n)))
-    return out
+    return write_splits(tmp_path_factory.mktemp("pref"), {"train": [pair(i) for i in range(32)],
+                                                          "eval": [pair(100 + i) for i in range(8)]})
 
 
 @pytest.fixture(scope="session")
 def unpaired_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("unpaired")
-    out = {}
-    for split, start, n in (("train", 0, 32), ("eval", 100, 8)):
-        rows = [{"prompt": p["prompt"], "completion": p[side], "label": side == "chosen"}
+    def unpaired(start: int, n: int) -> list[dict]:
+        return [{"prompt": p["prompt"], "completion": p[side], "label": side == "chosen"}
                 for side in ("chosen", "rejected") for p in map(pair, range(start, start + n))]
-        out[split] = root / f"{split}.jsonl"
-        out[split].write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return out
+
+    return write_splits(tmp_path_factory.mktemp("unpaired"), {"train": unpaired(0, 32), "eval": unpaired(100, 8)})
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from adapters_sft.cli.main import main
 from adapters_sft.errors import UserError
 from adapters_sft.trainer import build_trainer, train
 from tests.conftest import WORDS, install_plugin
+from tests.tasks.conftest import write_splits
 
 # a reward of the user's own, TRL-style: the share of the answer's words among the first half of
 # the tiny vocabulary's words (about half of a random model's, so each group has a spread)
@@ -36,12 +37,8 @@ def prompt_row(i: int) -> dict:
 
 @pytest.fixture(scope="session")
 def prompt_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("prompts")
-    out = {}
-    for split, start, n in (("train", 0, 16), ("eval", 100, 4)):
-        out[split] = root / f"{split}.jsonl"
-        out[split].write_text("".join(json.dumps(prompt_row(start + i)) + "\n" for i in range(n)))
-    return out
+    return write_splits(tmp_path_factory.mktemp("prompts"), {"train": [prompt_row(i) for i in range(16)],
+                                                             "eval": [prompt_row(100 + i) for i in range(4)]})
 
 
 @pytest.fixture
