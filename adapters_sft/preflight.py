@@ -54,12 +54,15 @@ def check_eval(recipe: Recipe, fmt: str) -> None:
     if not recipe.data.eval and recipe.data.val_size is None:
         raise UserError(f"{at}eval.metric: needs held-out data; set data.eval=PATH, data.val_size "
                         "or eval.metric=none")
-    grpo = recipe.task == "grpo"
-    if (metric == "reward") != grpo and not (grpo and metric == "exact_match"):
-        raise UserError(f"{at}eval.metric: " + ("task grpo is scored by its rewards; use eval.metric=reward (or none)"
-                                                if grpo else "reward scores task grpo runs; use exact_match, "
-                                                "accuracy, preference or none"))
-    if grpo:
+    from .registry import get_task
+
+    rewarded = get_task(recipe.task).uses_rewards
+    if (metric == "reward") != rewarded:
+        raise UserError(f"{at}eval.metric: " + (f"task {recipe.task} is scored by its rewards; use "
+                                                "eval.metric=reward (or none)" if rewarded else
+                                                "reward scores runs that learn from rewards (task grpo); use "
+                                                "exact_match, accuracy, preference or none"))
+    if rewarded:
         return
     if metric == "preference" and fmt not in PREFERENCE_KINDS:
         raise UserError(f"{at}eval.metric: preference scores preference rows ((prompt, chosen, "

@@ -45,7 +45,7 @@ def task_plugin(tmp_path, monkeypatch, fresh_tasks):
 
 
 def test_builtin_tasks_come_from_entry_points(fresh_tasks):
-    assert registry.task_names() == ["classification", "dpo", "kto", "orpo", "sft", "simpo"]
+    assert registry.task_names() == ["classification", "dpo", "grpo", "kto", "orpo", "reward", "sft", "simpo"]
     assert registry.get_task("classification").generative is False
 
 
@@ -53,7 +53,7 @@ def test_unknown_task_names_the_recipe_line_and_suggests(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("model: some/model\ntask: clasification\nstrategy: lora\ndata: {train: t.jsonl}\n")
     with pytest.raises(UserError, match=r"r.yaml:2: task: unknown task 'clasification' \(did you mean "
-                                        r"'classification'\?\); known tasks: classification, dpo, kto, orpo, sft, simpo"):
+                                        r"'classification'\?\); known tasks: classification, dpo, grpo, kto, orpo, reward, sft, simpo"):
         load_recipe(str(path))
 
 

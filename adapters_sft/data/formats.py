@@ -87,6 +87,8 @@ def normalise(row: Any, fmt: str, forced: bool = False) -> dict[str, Any]:
     try:
         return _NORMALISE[fmt](row)
     except RowProblem as exc:
+        if seen == "prompt" and fmt in ("prompt-completion", *PREFERENCE_KINDS):
+            raise exc  # not another format: a row of this one missing its answer
         if seen and seen != fmt and forced:
             raise RowProblem(f"this row is {seen}, not {fmt} as data.format says; fix data.format "
                              "or set it to auto") from None
@@ -183,6 +185,11 @@ def _prompt_completion(row: dict[str, Any]) -> dict[str, Any]:
         raise RowProblem("missing field 'completion' (a prompt-completion row), or 'chosen' and "
                          "'rejected' (a preference row)")
     return {"prompt": _string(row, "prompt"), "completion": _string(row, "completion")}
+
+
+# the ways to finish rows that hold prompts alone, told by every task that refuses them
+PROMPT_ONLY_FIX = ("give each prompt a 'completion' (task sft), or 'chosen' and 'rejected' answers (task dpo), "
+                   "or keep them as they are and learn from rewards: task=grpo with rewards:")
 
 
 # what TRL's GRPOTrainer passes to reward functions itself, or reads as images / environments:

@@ -40,7 +40,9 @@ class RunReward(Reward):
             run = open_run(self.opts.path)
         except UserError as exc:
             raise UserError(f"{at}.path: {exc}") from None
-        if run.recipe.task != "reward":
+        from ..registry import get_task
+
+        if not get_task(run.recipe.task).reward_model:
             raise UserError(f"{at}.path: {run.path} is a {run.recipe.task} run; a reward needs a run of "
                             "task: reward (a reward model), e.g. adapters-sft train smollm2-135m/reward")
 

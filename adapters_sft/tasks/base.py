@@ -36,6 +36,8 @@ class Task:
     uses_reference: ClassVar[bool] = False
     # learns from the recipe's `rewards:` (rewards/spec.py)
     uses_rewards: ClassVar[bool] = False
+    # its runs score answers: usable as a reward (rewards/run.py)
+    reward_model: ClassVar[bool] = False
     # why `adapters-sft plan` cannot estimate this task's memory (empty: it can)
     unplanned: ClassVar[str] = ""
     # its trainer scores tokens through TRL's chunked log-prob head (never the full logits)

@@ -37,6 +37,11 @@ class PreferenceTask(Task):
         if kind == "unpaired-preference":
             raise UserError(f"{at} needs paired rows (prompt, chosen, rejected), but data.train holds "
                             "unpaired rows (prompt, completion, label); set task=kto, which trains on them")
+        if kind == "prompt":
+            from ..data.formats import PROMPT_ONLY_FIX
+
+            raise UserError(f"{at} needs preference rows (prompt, chosen, rejected), but data.train holds "
+                            "prompts without answers; " + PROMPT_ONLY_FIX)
         raise UserError(f"{at} needs preference rows (prompt, chosen, rejected), but data.train holds "
                         f"{kind} data; give preference data or set task=sft")
 

@@ -26,6 +26,7 @@ class RewardTask(PreferenceTask):
     name = "reward"
     summary = "a reward model (TRL's RewardTrainer): scores conversations, trained on preference pairs"
     generative = False
+    reward_model = True
     sequences_per_row = 2
     best_metric = "accuracy"
     trained_as = "pairs, the chosen answer to score above the rejected"

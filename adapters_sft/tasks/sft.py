@@ -23,9 +23,10 @@ class SftTask(Task):
                             "(text, label), which train a classification head; set task=classification, "
                             "or use messages, prompt-completion or text data")
         if kind == "prompt":
-            raise UserError(f"{recipe.where('data.train')}data.train: holds prompts without answers, which "
-                            "train with task=grpo (the model's own answers, scored by rewards); set task=grpo "
-                            "and rewards, or give each prompt its completion")
+            from ..data.formats import PROMPT_ONLY_FIX
+
+            raise UserError(f"{recipe.where('data.train')}data.train: holds prompts without answers; "
+                            + PROMPT_ONLY_FIX)
         if kind in PREFERENCE_KINDS:
             rows, task = (("preference rows (prompt, chosen, rejected)", "dpo") if kind == "preference"
                           else ("unpaired preference rows (prompt, completion, label)", "kto"))
