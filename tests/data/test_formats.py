@@ -121,5 +121,8 @@ def test_prompts_without_answers_under_task_sft_point_to_grpo(tiny_recipe, tmp_p
 
     data = tmp_path / "prompts.jsonl"
     data.write_text(json.dumps({"prompt": "what is hi", "answer": "hi"}) + "\n")
-    with pytest.raises(UserError, match=r"data.train: holds prompts without answers; give each prompt a .completion. \(task sft\), or .chosen. and .rejected. answers \(task dpo\), or keep them as they are and learn from rewards: task=grpo with rewards:$"):
+    with pytest.raises(UserError, match=r"data.train: holds prompts without answers; give each prompt a "
+                                        r".completion. \(task sft\), or .chosen. and .rejected. answers \(task "
+                                        r"dpo\), or keep them as they are and learn from rewards: task=grpo with "
+                                        r"rewards:$"):
         rules(tiny_recipe("lora", f"data.train={data}", "data.eval=null"), full=False)
