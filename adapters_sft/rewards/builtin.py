@@ -17,14 +17,18 @@ class ColumnOptions:
     ignore_case: bool = option(False, "compare without regard to case")
 
 
-class ExactMatch(Reward):
-    name = "exact_match"
-    summary = "1 when the stripped answer equals the column's value (stripped), else 0"
+class _AgainstColumn(Reward):
+    """A reward comparing each answer with the value of one data column."""
     Options = ColumnOptions
-    exact = True
 
     def columns(self) -> list[str]:
         return [self.opts.column]
+
+
+class ExactMatch(_AgainstColumn):
+    name = "exact_match"
+    summary = "1 when the stripped answer equals the column's value (stripped), else 0"
+    exact = True
 
     def score(self, answers: list[str], columns: dict[str, list[Any]], completion_ids: list[list[int]],
               prompts: list[Any]) -> list[float | None]:
@@ -32,13 +36,9 @@ class ExactMatch(Reward):
         return [float(fold(a.strip()) == fold(str(ref).strip())) for a, ref in zip(answers, columns[self.opts.column])]
 
 
-class Contains(Reward):
+class Contains(_AgainstColumn):
     name = "contains"
     summary = "1 when the answer contains the column's value, else 0"
-    Options = ColumnOptions
-
-    def columns(self) -> list[str]:
-        return [self.opts.column]
 
     def score(self, answers: list[str], columns: dict[str, list[Any]], completion_ids: list[list[int]],
               prompts: list[Any]) -> list[float | None]:
