@@ -56,7 +56,12 @@ def check_eval(recipe: Recipe, fmt: str) -> None:
                         "or eval.metric=none")
     from .registry import get_task
 
-    rewarded = get_task(recipe.task).uses_rewards
+    task = get_task(recipe.task)
+    if task.generative and recipe.eval.general is not False:  # a bad prompts file, before training
+        from .scores.general import load_prompts
+
+        load_prompts(recipe.eval.general, recipe.where("eval.general") + "eval.general: ")
+    rewarded = task.uses_rewards
     if (metric == "reward") != rewarded:
         raise UserError(f"{at}eval.metric: " + (f"task {recipe.task} is scored by its rewards; use "
                                                 "eval.metric=reward (or none)" if rewarded else

@@ -144,8 +144,14 @@ class EvalSection:
     max_new_tokens: int = option(32, "generation budget per held-out prompt", Range(1))
     batch_size: int = option(16, "prompts generated at once", Range(1))
     limit: int | None = option(None, "score only the first N held-out rows", Range(1))
+    general: bool | str = option(True, "generative runs, with eval.metric: what training cost the "
+                                       "model outside its task, on general prompts (the bundled ones, "
+                                       "or FILE: JSONL with a 'prompt' per row, or one per line); "
+                                       "false turns it off (docs/forgetting.md)")
 
     def __post_init__(self) -> None:
+        if isinstance(self.general, str) and not self.general.strip():
+            raise UserError("eval.general: empty; give true, false or a prompts FILE")
         if self.metric not in METRICS:
             raise UserError(f"eval.metric: must be one of {', '.join(METRICS)}, got '{self.metric}'"
                             f"{did_you_mean(self.metric, METRICS)}")

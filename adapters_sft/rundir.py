@@ -15,7 +15,9 @@ finished run's model from it.
       fingerprint.json what `resume` compared: data hashes, versions, process count, recipe
       heldout.json     the held-out rows as trained against (normalised), so eval and merge
                        work without the original data files (a run moved or copied elsewhere)
-      eval.json        held-out scores (when the recipe asks for them)
+      eval.json        held-out scores (when the recipe asks for them), and the general probe's
+      general.safetensors  the general probe's reference: the starting model's answers to the
+                       general prompts and its likeliest tokens on them (scores/general.py)
       confusion.png    classification: the held-out confusion matrix after training
       labels.json      classification: the class names, in class-id order
       scored_as.json   reward: whether it read its pairs through the chat template
@@ -52,6 +54,7 @@ TENSORBOARD = "tensorboard"  # event files, with training.report_to=tensorboard
 FINGERPRINT = "fingerprint.json"
 HELDOUT = "heldout.json"
 EVAL = "eval.json"
+GENERAL = "general.safetensors"  # the general probe's reference (scores/general.py)
 LABELS = "labels.json"
 SCORED_AS = "scored_as.json"
 CONFUSION = "confusion.png"
@@ -258,7 +261,11 @@ def portable_paths(recipe_dict: dict[str, Any]) -> dict[str, Any]:
     if isinstance(start, str) and start and Path(start).is_dir():
         start = str(Path(start).resolve())
     rewards = [_portable_reward(r) for r in recipe_dict.get("rewards") or []]
-    return {**recipe_dict, "data": data, "model": model, "init_from": start, "rewards": rewards}
+    scoring = dict(recipe_dict.get("eval") or {})
+    if isinstance(scoring.get("general"), str) and Path(scoring["general"]).is_file():  # the prompts file
+        scoring["general"] = str(Path(scoring["general"]).resolve())
+    return {**recipe_dict, "data": data, "model": model, "init_from": start, "rewards": rewards,
+            "eval": scoring}
 
 
 def _portable_reward(entry: Any) -> Any:

@@ -169,6 +169,29 @@ def _env(**values: str) -> Iterator[None]:
             os.environ.pop(k, None)
 
 
+def general_probe(recipe: Recipe) -> bool:
+    """Whether a run measures what training cost it on general prompts (scores/general.py):
+    generative runs that are scored, unless eval.general is false."""
+    from .registry import get_task
+
+    return (get_task(recipe.task).generative and recipe.eval.metric != "none"
+            and recipe.eval.general is not False)
+
+
+def _general_reference(recipe: Recipe, trainer: Any, work: Path) -> Any:
+    """The starting model's reference, kept in the run: a resumed run reads it back there."""
+    from . import rundir
+    from .processes import is_main
+    from .scores import general
+
+    prompts = general.load_prompts(recipe.eval.general, recipe.where("eval.general") + "eval.general: ")
+    ref = general.reference_for(recipe, trainer.model, trainer.processing_class, prompts,
+                                recipe.eval.batch_size, work / rundir.GENERAL)
+    if is_main():
+        general.save(ref, work / rundir.GENERAL)
+    return ref
+
+
 def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
               ready: Ready,
               resume_from: Path | None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
@@ -200,6 +223,7 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
         scores[when], line = task.score(trainer, rows, recipe, when)
         echo(line)
 
+    probe = _general_reference(recipe, trainer, work) if general_probe(recipe) else None
     if recipe.eval.metric != "none" and recipe.eval.before_training and "before" not in scores:
         score("before")
         if main:
@@ -225,6 +249,10 @@ def _train_in(recipe: Recipe, work: Path, echo: Callable[[str], Any],
             score("after")
         except UserError as exc:  # a grpo reward failing on the trained model: keep the run, unscored
             trainer.late_failure = exc
+    if probe is not None:
+        from .scores import general
+
+        scores["general"] = general.compare(trainer.model, tokenizer, probe, recipe.eval.batch_size)
     whole = sharding.full_state_dict(trainer)  # every process takes part in gathering
     if not main:
         return trainer, scores, cost

@@ -2,7 +2,8 @@
 
 Classifiers: accuracy, macro and per-class precision/recall/F1 and a confusion matrix
 (printed, and saved as eval.json and confusion.png). Generative runs: loss, perplexity and
-exact match (or `--metric package.module:function`). See adapters_sft/evaluation.py.
+exact match (or `--metric package.module:function`), and what training cost the model on
+general prompts (`--general`, scores/general.py). See adapters_sft/evaluation.py.
 """
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "f(answer, reference) -> float")
     p.add_argument("--batch-size", type=number(int, 1), default=16)
     p.add_argument("--max-new-tokens", type=number(int, 1), help="generation budget (default: the recipe's)")
+    p.add_argument("--general", type=_general, metavar="FILE|true|false",
+                   help="generative runs: what training cost the model on general prompts, these "
+                        "(JSONL with a 'prompt' per row, or one per line) instead of the recipe's "
+                        "eval.general (default: the bundled ones); false skips it")
     p.set_defaults(run=run)
 
 
@@ -34,7 +39,11 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_libraries()
     result = evaluate_run(args.run_dir, args.data, args.limit, args.metric, args.batch_size,
-                          args.max_new_tokens)
+                          args.max_new_tokens, args.general)
     print(summary(result))
     print(f"adapters-sft: {get_task(result.task).eval_files} saved in {result.out}")
     return 0
+
+
+def _general(value: str) -> bool | str:
+    return {"true": True, "false": False}.get(value.lower(), value)

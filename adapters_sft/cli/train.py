@@ -133,6 +133,10 @@ def report(result: Any) -> None:
     before, after = result.scores.get("before"), result.scores.get("after")
     if before and after:
         print(f"adapters-sft: held-out {get_task(result.task).compare(before, after)}")
+    if result.scores.get("general"):
+        from ..scores.general import line
+
+        print(f"adapters-sft: {line(result.scores['general'])}")
     cost = result.cost
     if cost:
         from ..measure import memory_kind

@@ -31,30 +31,46 @@ def generate(model: Any, tokenizer: Any, prompts: list[Any], max_new_tokens: int
              batch_size: int, **sampling: Any) -> list[str]:
     """Answers for chat (list of messages) or plain-text prompts, batched; greedy unless
     `sampling` holds generate() knobs such as do_sample=True, temperature, top_p, top_k."""
+    answers = generate_ids(model, tokenizer, prompts, max_new_tokens, batch_size, **sampling)
+    return tokenizer.batch_decode(answers, skip_special_tokens=True)
+
+
+def encode_prompts(tokenizer: Any, prompts: list[Any]) -> list[list[int]]:
+    """Token ids of chat (list of messages) or plain-text prompts, as generation reads them."""
+    if isinstance(prompts[0], list):  # conversations: the template adds any BOS itself
+        texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
+                 for p in prompts]
+        return tokenizer(texts, add_special_tokens=False)["input_ids"]
+    # plain prompts are tokenized as TRL tokenized them in training, BOS included
+    return tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
+
+
+def generate_ids(model: Any, tokenizer: Any, prompts: list[Any], max_new_tokens: int,
+                 batch_size: int, **sampling: Any) -> list[list[int]]:
+    """generate()'s answers as token ids, each cut after its first stop token."""
     import torch
 
     old_side, tokenizer.padding_side = tokenizer.padding_side, "left"
     was_training = model.training
     model.eval()
-    answers: list[str] = []
+    stops = stop_ids(model, tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    device = next(model.parameters()).device
+    answers: list[list[int]] = []
     try:
         for start in range(0, len(prompts), batch_size):
-            batch = prompts[start:start + batch_size]
-            if isinstance(batch[0], list):  # conversations: the template adds any BOS itself
-                texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
-                         for p in batch]
-            else:  # plain prompts are tokenized as TRL tokenized them in training, BOS included
-                texts = batch
-            enc = tokenizer(texts, return_tensors="pt", padding=True,
-                            add_special_tokens=not isinstance(batch[0], list))
-            enc = {k: v.to(next(model.parameters()).device) for k, v in enc.items()}
+            ids = encode_prompts(tokenizer, prompts[start:start + batch_size])
+            width = max(len(x) for x in ids)
+            enc = {"input_ids": torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=device),
+                   "attention_mask": torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids],
+                                                  device=device)}
             with torch.no_grad():
-                out = model.generate(**enc, max_new_tokens=max_new_tokens,
-                                     pad_token_id=tokenizer.pad_token_id,
-                                     eos_token_id=stop_ids(model, tokenizer),
-                                     use_cache=cache_agrees(model),
+                out = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=pad,
+                                     eos_token_id=stops, use_cache=cache_agrees(model),
                                      **({"do_sample": False} | sampling))
-            answers += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            for row in out[:, width:].tolist():
+                cut = next((i + 1 for i, t in enumerate(row) if t in stops), len(row))
+                answers.append(row[:cut])
     finally:
         tokenizer.padding_side = old_side
         model.train(was_training)
