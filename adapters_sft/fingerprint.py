@@ -36,7 +36,9 @@ def fingerprint(recipe: Recipe, splits: Splits) -> dict[str, Any]:
     return {"name": recipe.name, "versions": versions(), "world_size": world_size(),
             "device": "cuda" if torch.cuda.is_available() else "cpu",
             "data": {"train": _rows_hash(splits.train.rows),
-                     "eval": _rows_hash(splits.eval.rows) if splits.eval else None},
+                     "eval": _rows_hash(splits.eval.rows) if splits.eval else None,
+                     # a mix: every source's own rows, drawn or not (data/mix.py)
+                     "sources": {f["source"]: f["hash"] for f in splits.mix} if splits.mix else None},
             # for model cards (export/card.py); not compared on resume: the hashes are
             "rows": {"train": len(splits.train.rows), "eval": len(splits.eval.rows) if splits.eval else 0},
             "strategy": recipe.strategy.name,
@@ -75,6 +77,11 @@ def differences(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
         if _as_dict(then.get("data")).get(split) != now["data"][split]:
             out.append(f"the data changed since the checkpoint (data.{split} rows hash "
                        f"{_as_dict(then.get('data')).get(split)} then, {now['data'][split]} now)")
+    sources = _as_dict(_as_dict(then.get("data")).get("sources"))
+    for name, digest in (now["data"].get("sources") or {}).items():
+        if sources and sources.get(name) != digest:
+            out.append(f"the data changed since the checkpoint (source {name} of data.train: rows hash "
+                       f"{sources.get(name)} then, {digest} now)")
     if then.get("strategy") != now["strategy"]:
         out.append(f"the strategy changed since the checkpoint ({then.get('strategy')} -> "
                    f"{now['strategy']})")

@@ -95,8 +95,10 @@ def read_yaml(text: str) -> Any:
 
 @dataclasses.dataclass
 class DataSection:
-    train: str = option("", "training data: a .jsonl/.json/.csv/.parquet file, a folder of them, "
-                            "builtin:NAME (bundled) or hub:ID[:CONFIG][@SPLIT]")
+    train: str | list = option("", "training data: a .jsonl/.json/.csv/.parquet file, a folder of them, "
+                                   "builtin:NAME (bundled) or hub:ID[:CONFIG][@SPLIT]; or a list of "
+                                   "sources to mix, each one of those or {path, weight | rows, format, "
+                                   "columns} (docs/data.md)")
     eval: str | None = option(None, "held-out data, same forms as train")
     val_size: float | None = option(None, "carve a seeded held-out split from train when eval is "
                                           "not given: a fraction (0.1) or a row count (50)",
@@ -113,7 +115,11 @@ class DataSection:
                                                      "(data/batching.py; check shows the choice)")
 
     def __post_init__(self) -> None:
-        if not self.train:
+        if isinstance(self.train, list):
+            from .data.mix import sources
+
+            sources(self.train, "data.train")
+        elif not self.train:
             raise UserError("data.train: missing; point it at a data file (data.train=PATH)")
         if self.format not in ("auto", *DATA_FORMATS):
             raise UserError(f"data.format: must be auto or one of {', '.join(DATA_FORMATS)}, "

@@ -251,9 +251,13 @@ def portable_paths(recipe_dict: dict[str, Any]) -> dict[str, Any]:
     any folder (builtin:, hub: references, aliases and hub ids are left as they are)."""
     data = dict(recipe_dict.get("data") or {})
     for key in ("train", "eval"):
-        ref = data.get(key)
-        if isinstance(ref, str) and ref and not ref.startswith(("builtin:", "hub:")) and Path(ref).exists():
-            data[key] = str(Path(ref).resolve())
+        data[key] = _portable_ref(data.get(key))
+    if isinstance(data.get("train"), list):  # mixed sources (data/mix.py)
+        data["train"] = [_portable_ref(s) if isinstance(s, str) else
+                         {**s, "path": _portable_ref(s.get("path"))} if isinstance(s, dict) else s
+                         for s in data["train"]]
+    if isinstance(data.get("replay_prompts"), str):
+        data["replay_prompts"] = _portable_ref(data["replay_prompts"])
     model = recipe_dict.get("model")
     if isinstance(model, str) and model and Path(model).is_dir():  # a local folder, not an alias or hub id
         model = str(Path(model).resolve())
@@ -266,6 +270,13 @@ def portable_paths(recipe_dict: dict[str, Any]) -> dict[str, Any]:
         scoring["general"] = str(Path(scoring["general"]).resolve())
     return {**recipe_dict, "data": data, "model": model, "init_from": start, "rewards": rewards,
             "eval": scoring}
+
+
+def _portable_ref(ref: Any) -> Any:
+    """A local data reference made absolute; builtin:, hub: and the rest as they are."""
+    if isinstance(ref, str) and ref and not ref.startswith(("builtin:", "hub:")) and Path(ref).exists():
+        return str(Path(ref).resolve())
+    return ref
 
 
 def _portable_reward(entry: Any) -> Any:

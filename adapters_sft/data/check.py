@@ -27,14 +27,17 @@ class Report:
     fatal: list[str] = dataclasses.field(default_factory=list)
     example: list[tuple[str, bool]] | None = None  # (text, trained) pieces of one row
     example_where: str = ""
+    # a mixed data.train: (where, pieces) of the first row of each source after the first
+    more_examples: list[tuple[str, list[tuple[str, bool]]]] = dataclasses.field(default_factory=list)
 
     def render(self, color: bool) -> str:
         lines = [*self.notes, *self.splits]
-        if self.example is not None:
-            how = "trained tokens in green" if color else "trained tokens between [[ and ]]"
-            lines.append(f"example ({self.example_where}; {how}):")
+        how = "trained tokens in green" if color else "trained tokens between [[ and ]]"
+        shown = [(self.example_where, self.example)] if self.example is not None else []
+        for where, pieces in [*shown, *self.more_examples]:
+            lines.append(f"example ({where}; {how}):")
             lines.append("".join((f"\x1b[1;32m{t}\x1b[0m" if color else f"[[{t}]]") if trained else t
-                                 for t, trained in self.example))
+                                 for t, trained in pieces))
         lines += [f"warning: {w}" for w in self.warnings]
         lines += [f"problem: {f}" for f in self.fatal]
         lines.append("problems: none; ready to train" if not self.fatal else
@@ -111,6 +114,24 @@ def analyse(report: Report, name: str, dataset: Any, where: list[str], tokenizer
                             "stop; use a template whose turns end with the EOS (data.template)")
     if report.example is None and lengths:
         report.example, report.example_where = _pieces(dataset[0], tokenizer), f"{name} {where[0]}"
+
+
+def mix(report: Report, facts: list[dict[str, Any]], dataset: Any, where: list[str], origin: list[int],
+        tokenizer: Any) -> None:
+    """A mixed data.train (data/mix.py): each source's rows, share, tokens and trained tokens as
+    tokenized, and the first row of each source after the first, its trained tokens marked."""
+    from .mix import describe
+
+    tokens, trained, first = [0] * len(facts), [0] * len(facts), {}
+    for i, (row, src) in enumerate(zip(dataset, origin)):
+        tokens[src] += len(row["input_ids"])
+        trained[src] += sum(lab != -100 for lab in row["labels"])
+        first.setdefault(src, i)
+    report.splits.append(f"train: a mix of {len(facts)} sources (data.train):")
+    for i, fact in enumerate(facts):
+        report.splits.append(f"  [{i}] {describe(fact)}; {tokens[i]} tokens, {trained[i]} trained")
+    for src in sorted(first)[1:]:
+        report.more_examples.append((f"train {where[first[src]]}", _pieces(dataset[first[src]], tokenizer)))
 
 
 def _pieces(row: dict[str, Any], tokenizer: Any) -> list[tuple[str, bool]]:

@@ -45,6 +45,7 @@ def load(folder: Path) -> Any:
     report = Report(**rest["report"])
     if report.example is not None:  # JSON made the (text, trained) pairs lists
         report.example = [tuple(piece) for piece in report.example]
+    report.more_examples = [(where, [tuple(p) for p in pieces]) for where, pieces in report.more_examples]
     held = load_from_disk(str(folder / "eval")) if (folder / "eval").is_dir() else None
     return Prepared(AutoTokenizer.from_pretrained(folder / "tokenizer"),
                     load_from_disk(str(folder / "train")), held, report, rest["chat"],
@@ -56,7 +57,7 @@ def load_splits(folder: Path) -> Any:
 
     raw = json.loads((folder / SPLITS).read_text())
     held = Split(**raw["eval"]) if raw["eval"] is not None else None
-    return Splits(Split(**raw["train"]), held, raw["format"], raw["kind"], raw["warnings"])
+    return Splits(Split(**raw["train"]), held, raw["format"], raw["kind"], raw["warnings"], raw.get("mix"))
 
 
 def handed() -> Path | None:

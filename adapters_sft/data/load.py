@@ -22,6 +22,7 @@ MAX_REPORTED = 3
 class Split:
     rows: list[dict[str, Any]]  # normalised (see formats.py)
     where: list[str]            # file:line of each row, for reports
+    origin: list[int] | None = None  # a mixed data.train: each row's source (data/mix.py)
 
 
 @dataclasses.dataclass
@@ -31,6 +32,7 @@ class Splits:
     format: str    # the format the files are written in
     kind: str      # what it was normalised to: messages, prompt-completion, text, classification
     warnings: list[str]
+    mix: list[dict[str, Any]] | None = None  # a mixed data.train: each source's facts (data/mix.py)
 
 
 def read_split(ref: str, key: str, fmt: str = "auto", columns: dict[str, str] | None = None) -> tuple[Split, str]:
@@ -118,7 +120,10 @@ def carve(split: Split, val_size: float, seed: int, key: str) -> tuple[Split, Sp
     random.Random(seed).shuffle(order)
     held = sorted(order[:count])
     kept = sorted(order[count:])
-    pick = lambda idx: Split([split.rows[i] for i in idx], [split.where[i] for i in idx])  # noqa: E731
+    def pick(idx: list[int]) -> Split:
+        origin = [split.origin[i] for i in idx] if split.origin is not None else None
+        return Split([split.rows[i] for i in idx], [split.where[i] for i in idx], origin)
+
     return pick(kept), pick(held)
 
 
@@ -144,7 +149,11 @@ def load_splits(recipe: Recipe) -> Splits:
     def located(key: str) -> str:
         return recipe.where(key) + key
 
-    train, fmt = read_split(d.train, located("data.train"), d.format, d.columns)
+    mixed = None
+    if isinstance(d.train, list):
+        train, fmt, mixed = read_mix(recipe, located("data.train"))
+    else:
+        train, fmt = read_split(d.train, located("data.train"), d.format, d.columns)
     held = None
     if d.eval:
         held, eval_fmt = read_split(d.eval, located("data.eval"), "auto", d.columns)
@@ -155,5 +164,20 @@ def load_splits(recipe: Recipe) -> Splits:
             _same_label_type(train, held, located("data.eval"))
     elif d.val_size is not None:
         train, held = carve(train, d.val_size, recipe.seed, located("data.val_size"))
-    warnings = [f"data.train: {w}" for w in [duplicates(train)] if w]
-    return Splits(train, held, fmt, formats.kind_of(fmt), warnings)
+    warnings = [f"data.train: {w}" for w in [duplicates(train)] if w and mixed is None]
+    return Splits(train, held, fmt, formats.kind_of(fmt), warnings, mixed)
+
+
+def read_mix(recipe: Recipe, key: str) -> tuple[Split, str, list[dict[str, Any]]]:
+    """A list-valued data.train: each source read in its own format, then mixed (data/mix.py).
+    Its format is the mixed rows' kind; each source's own is in the facts."""
+    from . import mix
+
+    d = recipe.data
+    srcs = mix.sources(d.train, "data.train", recipe.where)
+    parts = []
+    for i, src in enumerate(srcs):
+        split, fmt = read_split(src.path, f"{key}[{i}]", src.format, {**d.columns, **src.columns})
+        parts.append((src.path, split, fmt))
+    train, kind, facts = mix.combine(parts, srcs, recipe.seed, "data.train")
+    return train, kind, facts

@@ -124,6 +124,8 @@ def prepare(recipe: Recipe, splits: Splits, args: Any) -> Prepared:
         return ds
 
     train = one("train", splits.train)
+    if splits.mix and splits.train.origin is not None:
+        check.mix(report, splits.mix, train, splits.train.where, splits.train.origin, tokenizer)
     held = one("eval", splits.eval) if splits.eval else None
     eval_rows = (as_chat(splits.eval.rows) if chat else splits.eval.rows) if splits.eval else None
     lengths = [min(len(ids), d.max_length or len(ids)) for ids in train["input_ids"]]

@@ -157,9 +157,14 @@ def _version() -> str:
         return "(not installed)"
 
 
-def _short(source: str) -> str:
+def _short(source: Any) -> str:
     """A data source as another reader can place it: builtin names and hub ids as they are,
-    a file by its last two path parts (this machine's folders mean nothing elsewhere)."""
+    a file by its last two path parts (this machine's folders mean nothing elsewhere); a mix
+    (data/mix.py) as its sources with their shares."""
+    if isinstance(source, list):
+        return " + ".join(_short(s) if isinstance(s, str) else _short(s.get("path", "")) + (
+            f" (weight {s['weight']})" if s.get("weight") else f" ({s['rows']} rows)" if s.get("rows") else "")
+            for s in source)
     if source.startswith(("builtin:", "hub:")):
         return source
     return "/".join(Path(source).parts[-2:])
@@ -184,6 +189,12 @@ def _scores(scores: dict[str, Any]) -> list[str]:
             shown = {k: v for k, v in report.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
             out.append(f"- {when} training: " + ", ".join(
                 f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()))
+    general = scores.get("general")
+    if isinstance(general, dict):
+        from ..scores.general import line
+
+        out.append(f"- {line(general)} (the starting model's own answers to {general['prompts']} "
+                   "general prompts, scored by the tuned model)")
     return out or ["(the run's eval.json holds no scores)"]
 
 

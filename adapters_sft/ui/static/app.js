@@ -92,6 +92,7 @@ const openRun = guarded(async (path) => {
   $("#run-title").textContent = `${path} (${run.state})`;
   drawCurves($("#run-curve"), [{ name: curveName(path, run.metrics), points: curvePoints(run.metrics) }]);
   $("#run-eval").textContent = run.eval ? JSON.stringify(run.eval, null, 2) : "(none)";
+  showGeneral(run.eval && run.eval.general);
   $("#run-recipe").textContent = run.recipe;
   for (const [id, name] of [["#loss-png", "loss.png"], ["#confusion-png", "confusion.png"]]) {
     $(id).hidden = !run.files[name];
@@ -100,6 +101,17 @@ const openRun = guarded(async (path) => {
   // pictures are fetched by the browser itself, which cannot send the header: the token rides along
   if (token) document.querySelectorAll(".pictures img").forEach((img) => { if (img.src) img.src += `&token=${token}`; });
 });
+
+// the general probe (scores/general.py): its summary line and its three prompts, before and after
+function showGeneral(g) {
+  $("#run-general").hidden = !g;
+  if (!g) return;
+  $("#run-general-line").textContent = `${(100 * g.unchanged).toFixed(0)}% of ${g.prompts} answers unchanged `
+    + `(${(100 * g.prefix_agree).toFixed(0)}% agree on their first 16 tokens), KL ${g.kl.toFixed(3)} nats/token, `
+    + `answer NLL ${g.nll_reference.toFixed(3)} -> ${g.nll_tuned.toFixed(3)}`;
+  $("#run-general-examples tbody").innerHTML = g.examples.map((e) => `<tr><td>${escape(e.prompt)}</td>`
+    + `<td>${escape(e.before)}</td><td>${escape(e.after)}</td></tr>`).join("");
+}
 
 $("#compare").addEventListener("click", guarded(async () => {
   const picked = [...document.querySelectorAll(".pick:checked")].map((c) => c.value);
