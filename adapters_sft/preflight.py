@@ -95,7 +95,7 @@ class Ready:
 
 
 def rules(recipe: Recipe, full: bool = True, checkpoints: Path | None = None,
-          processes: int | None = None) -> Ready:
+          processes: int | None = None, echo: Callable[[str], Any] = lambda line: None) -> Ready:
     """Every refusal of a recipe and its data that needs no tokenizer and no weights, in one
     order, so `validate`, `check` and `train` refuse the same things with the same lines.
     `full` (check, train) also reads the model's config with transformers and builds the
@@ -132,6 +132,11 @@ def rules(recipe: Recipe, full: bool = True, checkpoints: Path | None = None,
     from .training.args import training_args  # what needs the libraries, after every cheap check
 
     load_config(recipe.model, recipe.trust_remote_code)
+    if recipe.data.replay:  # the base model's answers: from the run, the cache, or made now
+        from .data import replay
+        from .rundir import REPLAY
+
+        splits = replay.mix_in(recipe, splits, strategy, partial_dir(Path(recipe.output_dir)) / REPLAY, echo)
     checkpoints = checkpoints or partial_dir(Path(recipe.output_dir)) / CHECKPOINTS
     args = training_args(recipe, checkpoints, has_eval)
     strategy.check_training(args)
@@ -172,7 +177,7 @@ def preflight(recipe: Recipe, echo: Callable[[str], Any], checkpoints: Path | No
     """Cheap checks first (rules): strategy, data and training keys fail before any model
     loads; then the tokenized data's own problems (check's report). The result holds all
     the trainer needs besides the model."""
-    ready = rules(recipe, checkpoints=checkpoints, processes=processes)
+    ready = rules(recipe, checkpoints=checkpoints, processes=processes, echo=echo)
     ready.prepared = prepared = prepare_data(recipe, ready.splits, ready.args)
     start = ready.start
     if start is not None and start.tokenizer.chat_template != prepared.tokenizer.chat_template:

@@ -109,6 +109,11 @@ class DataSection:
                                    "by name: " + ", ".join(TEMPLATES))
     max_length: int | None = option(512, "truncate tokenized rows to this many tokens", Range(1))
     train_on_prompt: bool = option(False, "also put loss on prompt / user tokens")
+    replay: float | None = option(None, "mix in this share of the base model's own answers to general "
+                                        "prompts (self-replay, against forgetting; docs/forgetting.md)",
+                                  Range(0, 1, True, True))
+    replay_prompts: str | None = option(None, "data.replay's prompts: a JSONL file with a 'prompt' per "
+                                              "row or one per line (default: the bundled replay prompts)")
     packing: bool | Literal["auto"] = option("auto", "generative batches: true packs rows into "
                                                      "padding-free batches, false pads them in random "
                                                      "order, auto picks by attention and lengths "

@@ -18,6 +18,7 @@ finished run's model from it.
       eval.json        held-out scores (when the recipe asks for them), and the general probe's
       general.safetensors  the general probe's reference: the starting model's answers to the
                        general prompts and its likeliest tokens on them (scores/general.py)
+      replay.jsonl     data.replay: the base model's own answers it mixed in (data/replay.py)
       confusion.png    classification: the held-out confusion matrix after training
       labels.json      classification: the class names, in class-id order
       scored_as.json   reward: whether it read its pairs through the chat template
@@ -55,6 +56,7 @@ FINGERPRINT = "fingerprint.json"
 HELDOUT = "heldout.json"
 EVAL = "eval.json"
 GENERAL = "general.safetensors"  # the general probe's reference (scores/general.py)
+REPLAY = "replay.jsonl"  # data.replay: the base model's answers it mixed in (data/replay.py)
 LABELS = "labels.json"
 SCORED_AS = "scored_as.json"
 CONFUSION = "confusion.png"
@@ -233,6 +235,14 @@ def write_heldout(work: Path, splits: Any) -> None:
     if splits.eval is not None:
         write_json(work / HELDOUT, {"kind": splits.kind, "rows": splits.eval.rows,
                                            "where": splits.eval.where})
+
+
+def write_replay(work: Path, splits: Any) -> None:
+    """data.replay's rows, kept with the run for resume (data/replay.py reads them back)."""
+    if getattr(splits, "replay", None):
+        from .data.replay import SOURCE, write
+
+        write(work / REPLAY, splits.replay, next(f["hash"] for f in splits.mix if f["source"] == SOURCE))
 
 
 def read_heldout(run: Path) -> tuple[Any, str] | None:

@@ -103,6 +103,7 @@ def _train_exclusive(recipe: Recipe, out: Path, echo: Callable[[str], Any],
     rundir.write_recipe(work / rundir.RECIPE, saved_recipe(recipe), out / rundir.RECIPE)
     rundir.write_json(work / rundir.FINGERPRINT, fingerprint(recipe, ready.splits))
     rundir.write_heldout(work, ready.splits)
+    rundir.write_replay(work, ready.splits)
     barrier()
     return run_in(recipe, work, echo, ready)
 

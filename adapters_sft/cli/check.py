@@ -25,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     from ..registry import get_task
 
     recipe = load_recipe(args.recipe, args.overrides)
-    ready = rules(recipe)  # what train refuses before tokenizing, refused with its lines
+    # what train refuses before tokenizing, refused with its lines
+    ready = rules(recipe, echo=lambda line: print(f"adapters-sft: {line}", file=sys.stderr, flush=True))
     report = get_task(recipe.task).tokenize(recipe, ready.splits, ready.args).report
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     print(f"check {recipe.name}: model {recipe.model}")

@@ -57,7 +57,8 @@ def load_splits(folder: Path) -> Any:
 
     raw = json.loads((folder / SPLITS).read_text())
     held = Split(**raw["eval"]) if raw["eval"] is not None else None
-    return Splits(Split(**raw["train"]), held, raw["format"], raw["kind"], raw["warnings"], raw.get("mix"))
+    return Splits(Split(**raw["train"]), held, raw["format"], raw["kind"], raw["warnings"], raw.get("mix"),
+                  raw.get("replay"))
 
 
 def handed() -> Path | None:

@@ -33,6 +33,7 @@ class Splits:
     kind: str      # what it was normalised to: messages, prompt-completion, text, classification
     warnings: list[str]
     mix: list[dict[str, Any]] | None = None  # a mixed data.train: each source's facts (data/mix.py)
+    replay: list[dict[str, Any]] | None = None  # data.replay's rows, all of them (data/replay.py)
 
 
 def read_split(ref: str, key: str, fmt: str = "auto", columns: dict[str, str] | None = None) -> tuple[Split, str]:

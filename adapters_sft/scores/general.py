@@ -95,20 +95,23 @@ def cache_key(recipe: Any, model: Any, tokenizer: Any, prompts: list[str]) -> st
     template, the prompts and the probe's settings."""
     import hashlib
 
-    def stamp(folder: Any) -> list[Any]:
-        path = Path(str(folder)) if folder else None
-        if path is None or not path.is_dir():
-            return []
-        return sorted((str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
-                      for p in path.rglob("*.safetensors"))
-
     quant = getattr(getattr(model, "config", None), "quantization_config", None)
-    parts = {"model": recipe.model, "weights": stamp(recipe.model), "init_from": recipe.init_from,
-             "init_weights": stamp(recipe.init_from), "dtype": str(getattr(model, "dtype", "")),
+    parts = {"model": recipe.model, "weights": weights_stamp(recipe.model), "init_from": recipe.init_from,
+             "init_weights": weights_stamp(recipe.init_from), "dtype": str(getattr(model, "dtype", "")),
              "quantization": quant.to_dict() if hasattr(quant, "to_dict") else quant,
              "template": tokenizer.chat_template, "eos": tokenizer.eos_token, "prompts": prompts,
              "probe": [ANSWER_TOKENS, TOP_K]}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def weights_stamp(folder: Any) -> list[Any]:
+    """A local model folder's weight files with their sizes and times (nothing for an alias or
+    hub id): what tells one checkpoint in a folder from the next one saved there."""
+    path = Path(str(folder)) if folder else None
+    if path is None or not path.is_dir():
+        return []
+    return sorted((str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in path.rglob("*.safetensors"))
 
 
 @contextmanager
