@@ -21,7 +21,8 @@ pytestmark = [pytest.mark.integration,
 def test_grpo_recipe_raises_the_reward(tmp_path):
     recipe = load_recipe("smollm2-135m/grpo", [f"output_dir={tmp_path / 'run'}", "training.max_steps=8",
                                                "training.per_device_train_batch_size=8",
-                                               "training.num_generations=4", "eval.limit=20"])
+                                               "training.num_generations=4", "eval.limit=20",
+                                               "eval.general=false"])
     result = train(recipe, echo=print)
     before, after = result.scores["before"], result.scores["after"]
     assert after["reward"] > before["reward"] + 0.1, (before, after)

@@ -35,7 +35,7 @@ def test_kto_on_unpaired_conversations_prefers_the_right_date_and_merges(tmp_pat
     eval_file = unpaired("eval", 20, tmp_path / "eval.jsonl")
     recipe = load_recipe("smollm2-135m/kto", [f"output_dir={tmp_path / 'run'}", f"data.train={train_file}",
                                               f"data.eval={eval_file}", "training.max_steps=16",
-                                              "training.warmup_steps=0"])
+                                              "training.warmup_steps=0", "eval.general=false"])
     result = train(recipe, echo=print)
     before, after = result.scores["before"], result.scores["after"]
     assert before["reward_margin"] == 0.0 and before["loss"] == pytest.approx(0.5, abs=1e-4)

@@ -29,7 +29,7 @@ def test_marked_template_is_byte_identical_for_the_real_tokenizer():
 def test_each_strategy_trains_the_real_model(strategy, tmp_path, capsys):
     out = tmp_path / strategy
     argv = ["train", f"smollm2-135m/{strategy}", "training.max_steps=2", "training.logging_steps=1",
-            "training.per_device_train_batch_size=2", "eval.before_training=false", "eval.limit=4",
+            "training.per_device_train_batch_size=2", "eval.before_training=false", "eval.limit=4", "eval.general=false",
             f"output_dir={out}"]
     assert main(argv) == 0, capsys.readouterr().err
     assert (out / ARTIFACT[strategy]).is_dir() and (out / "tokenizer").is_dir()

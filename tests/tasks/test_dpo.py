@@ -110,3 +110,31 @@ def test_init_from_a_folder_that_is_no_run_names_the_key(dpo_recipe, tmp_path):
         preflight(dpo_recipe("lora", f"init_from={tmp_path / 'nothing'}"), echo=lambda line: None)
     with pytest.raises(UserError, match=r"init_from: .*nowhere: no such run directory"):
         preflight(dpo_recipe("lora", f"init_from={tmp_path / 'nowhere'}"), echo=lambda line: None)
+
+
+def test_what_a_run_from_an_sft_run_cost_is_measured_against_that_run(tiny_recipe, dpo_recipe, tmp_path):
+    """eval.general's reference is what the run trained against: the init_from run, in
+    training and in `eval` (where it is rebuilt from the base with that run restored on it)."""
+    from adapters_sft.evaluation import general_reference
+    from adapters_sft.models import load_model, load_tokenizer
+    from adapters_sft.run_reader import load_run, open_run
+    from adapters_sft.scores import general
+    from adapters_sft.scores.generative import generate_ids
+
+    prompts = tmp_path / "general.txt"
+    prompts.write_text("hi what is the date\nred blue green cat\na b c\nyes or no\nconvert one two\n")
+    opts = {"r": 4, "alpha": 8, "dropout": 0.0}
+    sft = train(tiny_recipe("lora", "training.max_steps=4", "training.learning_rate=5e-2",
+                            f"output_dir={tmp_path / 'sft'}", **opts), echo=lambda line: None).run_dir
+    dpo = train(dpo_recipe("lora", f"init_from={sft}", "eval.metric=preference", f"eval.general={prompts}",
+                           f"output_dir={tmp_path / 'dpo'}", **opts), echo=lambda line: None).run_dir
+    model, tok, recipe = load_run(sft)
+    chats = general.as_prompts(tok, prompts.read_text().split("\n")[:5])
+    theirs = generate_ids(model, tok, chats, general.ANSWER_TOKENS, 4)
+    base = generate_ids(load_model(recipe.model, {}), load_tokenizer(recipe.model), chats, general.ANSWER_TOKENS, 4)
+    assert theirs != base  # the SFT run answers differently from the base, so the test can tell
+    assert general.load(dpo / "general.safetensors").answers == theirs
+    other = tmp_path / "other.txt"
+    other.write_text("\n".join(prompts.read_text().split("\n")[:5][::-1]) + "\n")  # not the stored prompts
+    rebuilt = general_reference(open_run(dpo), str(other), "--general: ", 4)
+    assert rebuilt.answers == theirs[::-1]
