@@ -9,9 +9,10 @@ with the same data, seed, steps and schedule; only the overrides below change. P
   first 16       the share whose first 16 answer tokens agree
   KL             nats/token from the base to the tuned model on the base's own answers
   NLL            the base answers' nats/token under the base -> under the tuned model
-  train s        the run's training time (train_runtime)
+  train s        the run's training time (train_runtime); the whole command's is in the JSON
+                 (wall_s: loading, scoring, the probe and, once, replay's generation)
 
-Run from the repository root:  python benchmarks/forgetting.py    # about 15 minutes on 2 cores
+Run from the repository root:  python benchmarks/forgetting.py    # about 25 minutes on 2 cores
 Writes benchmarks/results/forgetting.json and prints the table for docs/forgetting.md
 (`--render` prints it again from the JSON).
 """
@@ -22,13 +23,16 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 RECIPE = "smollm2-135m/lora"
 VARIANTS = {
     "as shipped (lr 2e-3)": [],
+    "data.replay=0.2": ["data.replay=0.2"],
+    "data.replay=0.5": ["data.replay=0.5"],
     "lr 5e-4": ["training.learning_rate=5e-4"],
-    "lr 2e-4": ["training.learning_rate=2e-4"],
+    "lr 5e-4, data.replay=0.2": ["training.learning_rate=5e-4", "data.replay=0.2"],
 }
 RESULTS = Path(__file__).parent / "results" / "forgetting.json"
 
@@ -36,7 +40,9 @@ RESULTS = Path(__file__).parent / "results" / "forgetting.json"
 def one(label: str, out: Path) -> dict:
     """Train one variant in a fresh process; its row from the run's own files."""
     argv = [sys.executable, "-m", "adapters_sft", "train", RECIPE, *VARIANTS[label], f"output_dir={out}"]
+    started = time.time()
     subprocess.run(argv, check=True)
+    wall = time.time() - started
     scores = json.loads((out / "eval.json").read_text())
     final = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"final"' in x][-1]
     g = scores["general"]
@@ -44,7 +50,7 @@ def one(label: str, out: Path) -> dict:
             "dates_before": scores["before"]["exact_match"], "dates_after": scores["after"]["exact_match"],
             "unchanged": g["unchanged"], "prefix_agree": g["prefix_agree"], "kl": g["kl"],
             "nll_reference": g["nll_reference"], "nll_tuned": g["nll_tuned"],
-            "reference_mass": g["reference_mass"], "train_s": final["train_runtime"],
+            "reference_mass": g["reference_mass"], "train_s": final["train_runtime"], "wall_s": wall,
             "examples": g["examples"]}
 
 
