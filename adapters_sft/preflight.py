@@ -125,6 +125,9 @@ def rules(recipe: Recipe, full: bool = True, checkpoints: Path | None = None,
     low_rank.check(recipe.training, recipe.where, _own_groups(recipe, strategy))
     _one_optimizer_builder(recipe, strategy)
     check_eval(recipe, splits.kind)
+    from .data import replay
+
+    replay.check(recipe, splits.kind)
     start = init_from.check(recipe)
     if not full:
         return Ready(splits, strategy, None, start)
@@ -133,7 +136,6 @@ def rules(recipe: Recipe, full: bool = True, checkpoints: Path | None = None,
 
     load_config(recipe.model, recipe.trust_remote_code)
     if recipe.data.replay:  # the base model's answers: from the run, the cache, or made now
-        from .data import replay
         from .rundir import REPLAY
 
         splits = replay.mix_in(recipe, splits, strategy, partial_dir(Path(recipe.output_dir)) / REPLAY, echo)

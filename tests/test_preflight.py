@@ -90,7 +90,20 @@ def test_every_rule_has_a_case():
         "trainer_keys.check_recipe", "trainer_keys.schema", "strategy.preflight", "task.check_recipe",
         "build_strategy", "check_eval", "init_from.check", "load_config", "training_args", "Ready",
         "partial_dir", "Path", "strategy.check_training", "low_rank.check", "_own_groups", "strategy.check_processes",
-        "_one_optimizer_builder"}, called
+        "_one_optimizer_builder", "replay.check", "replay.mix_in"}, called
+
+
+def test_replay_into_rows_that_are_not_conversations_is_refused_alike(recipe_file, tmp_path, capsys):
+    """replay.check (replay.mix_in, which generates the rows, runs it again: check and train)."""
+    text = tmp_path / "plain.jsonl"
+    text.write_text("".join(json.dumps({"text": f"row {i}"}) + "\n" for i in range(6)))
+    lines = {}
+    for verb in ("validate", "check", "train"):
+        assert main([verb, str(recipe_file), f"data.train={text}", "data.replay=0.2"]) == 2, verb
+        lines[verb] = capsys.readouterr().err
+    assert lines["validate"] == lines["check"] == lines["train"], lines
+    assert lines["train"].count("\n") == 1 and "data.replay: replays conversations" in lines["train"]
+    assert not (tmp_path / "run").exists() and not (tmp_path / ".run.partial").exists()
 
 
 def test_check_and_train_refuse_a_strategy_the_trainers_config_rules_out(recipe_file, tmp_path, capsys):

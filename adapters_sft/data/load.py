@@ -180,5 +180,5 @@ def read_mix(recipe: Recipe, key: str) -> tuple[Split, str, list[dict[str, Any]]
     for i, src in enumerate(srcs):
         split, fmt = read_split(src.path, f"{key}[{i}]", src.format, {**d.columns, **src.columns})
         parts.append((src.path, split, fmt))
-    train, kind, facts = mix.combine(parts, srcs, recipe.seed, "data.train")
-    return train, kind, facts
+    (rows, where, origin), kind, facts = mix.combine(parts, srcs, recipe.seed, "data.train")
+    return Split(rows, where, origin), kind, facts

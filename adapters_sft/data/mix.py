@@ -76,19 +76,18 @@ def counts(sizes: list[int], srcs: list[Source]) -> list[int]:
             (s.rows if s.rows is not None else n) for s, n in zip(srcs, sizes)]
 
 
-def draw(split: Split, count: int, seed: int) -> Split:
-    """`count` rows of `split`: all of them in order, or a seeded draw, cycling past its size."""
-    from .load import Split
-
-    n = len(split.rows)
+def draw(rows: list[Any], where: list[str], count: int, seed: int) -> tuple[list[Any], list[str]]:
+    """`count` of the rows (with their places): all in order, or a seeded draw, cycling past
+    their number."""
+    n = len(rows)
     if count == n:
-        return split
+        return rows, where
     rng, order = random.Random(seed), []
     while len(order) < count:
         cycle = list(range(n))
         rng.shuffle(cycle)
         order += cycle[:count - len(order)]
-    return Split([split.rows[i] for i in order], [split.where[i] for i in order])
+    return [rows[i] for i in order], [where[i] for i in order]
 
 
 def as_conversation(row: dict[str, Any]) -> dict[str, Any]:
@@ -101,11 +100,10 @@ def as_conversation(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def combine(parts: list[tuple[str, Split, str]], srcs: list[Source], seed: int,
-            key: str) -> tuple[Split, str, list[dict[str, Any]]]:
-    """(the mixed split, its kind, one line of facts per source) from each source's (name,
-    split, format)."""
+            key: str) -> tuple[tuple[list[Any], list[str], list[int]], str, list[dict[str, Any]]]:
+    """((the mixed rows, their places, each one's source), their kind, facts per source) from
+    each source's (name, split, format)."""
     from .formats import kind_of
-    from .load import Split
 
     kinds = [kind_of(fmt) for _, _, fmt in parts]
     kind = kinds[0] if len(set(kinds)) == 1 else "messages"
@@ -117,17 +115,17 @@ def combine(parts: list[tuple[str, Split, str]], srcs: list[Source], seed: int,
     sizes = [len(split.rows) for _, split, _ in parts]
     rows, where, origin, facts = [], [], [], []
     for i, ((name, split, fmt), n) in enumerate(zip(parts, counts(sizes, srcs))):
-        taken = draw(split, n, seed + i)
+        taken, places = draw(split.rows, split.where, n, seed + i)
         convert = kind == "messages" and kinds[i] == "prompt-completion"
-        rows += [as_conversation(r) for r in taken.rows] if convert else taken.rows
-        where += taken.where
+        rows += [as_conversation(r) for r in taken] if convert else taken
+        where += places
         origin += [i] * n
         facts.append({"source": name, "format": fmt, "available": len(split.rows), "rows": n,
                       "weight": srcs[i].weight, "converted": convert, "hash": rows_hash(split.rows)})
     total = len(rows)
     for fact in facts:
         fact["share"] = fact["rows"] / total
-    return Split(rows, where, origin), kind, facts
+    return (rows, where, origin), kind, facts
 
 
 def rows_hash(rows: list[Any]) -> str:

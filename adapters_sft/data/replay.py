@@ -114,6 +114,20 @@ def write(path: Path, rows: list[dict[str, Any]], digest: str) -> None:
     os.replace(tmp, path)
 
 
+def check(recipe: Recipe, kind: str) -> None:
+    """data.replay's refusals that need no model: replayed conversations mix only into
+    conversational data, and its prompts file must read."""
+    from .mix import CHAT_KINDS
+
+    if not recipe.data.replay:
+        return
+    if kind not in CHAT_KINDS:
+        raise UserError(f"{recipe.where('data.replay')}data.replay: replays conversations, which mix into "
+                        f"messages or prompt-completion data, but data.train holds {kind} rows; remove "
+                        "data.replay")
+    prompts(recipe)
+
+
 def mix_in(recipe: Recipe, splits: Splits, strategy: Any, stored: Path | None, echo: Any) -> Splits:
     """`splits` with the replay rows joined to data.train as the share data.replay."""
     import dataclasses
@@ -123,10 +137,8 @@ def mix_in(recipe: Recipe, splits: Splits, strategy: Any, stored: Path | None, e
 
     if splits.mix and any(f["source"] == SOURCE for f in splits.mix):
         return splits  # already in (a process `train --nproc` started gets its launcher's rows)
+    check(recipe, splits.kind)
     at = recipe.where("data.replay") + "data.replay: "
-    if splits.kind not in mix.CHAT_KINDS:
-        raise UserError(f"{at}replays conversations, which mix into messages or prompt-completion data, "
-                        f"but data.train holds {splits.kind} rows; remove data.replay")
     rows, digest = answers(recipe, strategy, stored, echo)
     if not rows:
         raise UserError(f"{at}the base model finished none of its answers within {REPLAY_TOKENS} tokens; "
@@ -146,12 +158,12 @@ def mix_in(recipe: Recipe, splits: Splits, strategy: Any, stored: Path | None, e
     share = recipe.data.replay
     count = max(1, round(share / (1 - share) * len(train.rows)))
     where = [f"replay:{i + 1}" for i in range(len(rows))]
-    drawn = mix.draw(Split(rows, where), count, recipe.seed + len(facts))
+    drawn, drawn_where = mix.draw(rows, where, count, recipe.seed + len(facts))
     facts.append({"source": SOURCE, "format": f"the base model's answers to {len(rows)} general prompts",
                   "available": len(rows), "rows": count, "weight": share, "converted": False,
                   "hash": digest})
     total = len(train.rows) + count
     for f in facts:
         f["share"] = f["rows"] / total
-    mixed = Split(train.rows + drawn.rows, train.where + drawn.where, origin + [len(facts) - 1] * count)
+    mixed = Split(train.rows + drawn, train.where + drawn_where, origin + [len(facts) - 1] * count)
     return dataclasses.replace(splits, train=mixed, kind="messages", mix=facts, replay=rows)

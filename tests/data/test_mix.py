@@ -30,13 +30,10 @@ def test_each_source_gives_its_share(sizes, sources, expected):
 
 
 def test_a_draw_repeats_every_row_before_any_row_a_third_time():
-    from adapters_sft.data import Split
-
-    split = Split([{"i": i} for i in range(4)], [f"f:{i}" for i in range(4)])
-    drawn = mix.draw(split, 10, seed=0)
-    seen = [r["i"] for r in drawn.rows]
+    rows, where = mix.draw([{"i": i} for i in range(4)], [f"f:{i}" for i in range(4)], 10, seed=0)
+    seen = [r["i"] for r in rows]
     assert sorted(seen[:4]) == sorted(seen[4:8]) == [0, 1, 2, 3] and len(seen) == 10
-    assert drawn.where[0] == f"f:{seen[0]}"
+    assert where[0] == f"f:{seen[0]}"
 
 
 def write_sources(tmp_path: Path) -> tuple[Path, Path]:
