@@ -4,8 +4,6 @@ the run (fingerprint.json) and compared by resume (`differences`). Its own modul
 writes it and resume reads it, and neither should import the other for it."""
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,11 +16,9 @@ _FREE = ("versions", "overwrite", "checkpoint", "output_dir")
 
 
 def _rows_hash(rows: list[Any]) -> str:
-    digest = hashlib.sha256()
-    for row in rows:
-        digest.update(json.dumps(row, sort_keys=True, default=str).encode())
-        digest.update(b"\n")
-    return digest.hexdigest()[:16]
+    from .data.mix import rows_hash  # one hash for a split's rows and for a mixed source's
+
+    return rows_hash(rows)
 
 
 def fingerprint(recipe: Recipe, splits: Splits) -> dict[str, Any]:
