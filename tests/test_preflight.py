@@ -94,7 +94,7 @@ def test_every_rule_has_a_case():
 
 
 def test_replay_into_rows_that_are_not_conversations_is_refused_alike(recipe_file, tmp_path, capsys):
-    """replay.check (replay.mix_in, which generates the rows, runs it again: check and train)."""
+    """replay.check, before replay.mix_in (which generates the rows: check and train only)."""
     text = tmp_path / "plain.jsonl"
     text.write_text("".join(json.dumps({"text": f"row {i}"}) + "\n" for i in range(6)))
     lines = {}

@@ -129,7 +129,8 @@ def check(recipe: Recipe, kind: str) -> None:
 
 
 def mix_in(recipe: Recipe, splits: Splits, strategy: Any, stored: Path | None, echo: Any) -> Splits:
-    """`splits` with the replay rows joined to data.train as the share data.replay."""
+    """`splits` with the replay rows joined to data.train as the share data.replay; after
+    check() (preflight.rules runs it first, for validate too)."""
     import dataclasses
 
     from . import mix
@@ -137,7 +138,6 @@ def mix_in(recipe: Recipe, splits: Splits, strategy: Any, stored: Path | None, e
 
     if splits.mix and any(f["source"] == SOURCE for f in splits.mix):
         return splits  # already in (a process `train --nproc` started gets its launcher's rows)
-    check(recipe, splits.kind)
     at = recipe.where("data.replay") + "data.replay: "
     rows, digest = answers(recipe, strategy, stored, echo)
     if not rows:
